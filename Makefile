@@ -1,0 +1,45 @@
+# Two commands set up a fresh machine and use it:
+#   make demo   - install into .venv (first time only), then run the main job on the generated default data
+#   make test   - install into .venv (first time only), then run the test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DAGSTER_HOME_DIR := $(CURDIR)/storage/dagster_home
+# On 2 shared cores one thread per process is many times faster for torch and OpenCV.
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: setup demo test lint dev home clean-storage
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,deploy]' --config-settings editable_mode=compat
+	touch $@
+
+setup: $(STAMP) home
+
+# DAGSTER_HOME must be an absolute path, so .env is written here rather than committed.
+home:
+	@mkdir -p $(DAGSTER_HOME_DIR)
+	@cp deploy/local/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	@test -f .env || printf 'DAGSTER_HOME=%s\n' '$(DAGSTER_HOME_DIR)' > .env
+
+demo: setup
+	set -a; source .env; set +a; $(PY) -m pipelines.demo
+
+test: setup
+	set -a; source .env; set +a; $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+dev: setup
+	set -a; source .env; set +a; $(VENV)/bin/dagster dev -w workspace.yaml
+
+clean-storage:
+	rm -rf storage

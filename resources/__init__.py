@@ -1,0 +1,1 @@
+"""Configurable Dagster resources and IO managers."""
