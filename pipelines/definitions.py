@@ -5,8 +5,19 @@ from __future__ import annotations
 from dagster import Definitions, load_asset_checks_from_package_module, load_assets_from_package_module
 
 import assets
+from pipelines.jobs import JOBS
+from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
-from resources.settings import storage_dir
+from resources.settings import data_root, storage_dir
+
+
+def build_resources() -> dict[str, object]:
+    """Resources configured from the environment (``LOGICLS_*``); all are editable in the launchpad."""
+    storage = storage_dir()
+    return {
+        "io_manager": ParquetIOManager(base_dir=storage),
+        "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
+    }
 
 
 def build_definitions() -> Definitions:
@@ -14,7 +25,8 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
-        resources={"io_manager": ParquetIOManager(base_dir=storage_dir())},
+        jobs=JOBS,
+        resources=build_resources(),
     )
 
 

@@ -1,0 +1,145 @@
+"""Stage 1: the LOCO FC re-split (``loco_fc_split``), one partition per scenario."""
+
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from assets.metadata import frame_data_version, markdown_table
+from assets.partitions import scenario_partitions
+from models.loco import LocoCategory, scan_category
+from models.split import SplitConfig, split_counts, table_one_row
+from models.split import loco_fc_split as compute_split
+from resources.loco import LocoDataset
+
+CHECKS = [
+    AssetCheckSpec("no_split_leakage", asset="loco_fc_split", blocking=True,
+                   description="No image is in both train and test."),
+    AssetCheckSpec("classes_in_both_splits", asset="loco_fc_split",
+                   description="Every class has at least 2 images in train and in test."),
+    AssetCheckSpec("split_counts", asset="loco_fc_split", blocking=True,
+                   description="Normal counts equal the source folders; single anomalies follow the ratio "
+                               "per class within one image; multi-anomaly images are all in test."),
+    AssetCheckSpec("excluded_images", asset="loco_fc_split",
+                   description="Images left out because their masks hold pixel values that "
+                               "defects_config.json does not list."),
+]
+
+
+class LocoFcSplitConfig(Config):
+    """Launchpad settings of the re-split."""
+
+    train_ratio: float = Field(default=0.8, description="Share of each class's single-anomaly images in train.")
+    seed: int = Field(default=0, description="Seed of the per-class shuffle.")
+
+
+@asset(
+    partitions_def=scenario_partitions,
+    check_specs=CHECKS,
+    code_version="1",
+    group_name="data",
+    kinds={"pandas", "parquet"},
+)
+def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loco: LocoDataset):
+    """LOCO FC: train = train/good + ~80% of single-anomaly images per class; test = test/good + the rest
+    + every multi-anomaly image. One row per image with its classes from the ground-truth masks."""
+    scenario = context.partition_key
+    root = loco.root_for(scenario)
+    category = scan_category(root, scenario)
+    split_config = SplitConfig(train_ratio=config.train_ratio, seed=config.seed)
+    frame = compute_split(category, split_config)
+    for excluded in category.excluded:
+        context.log.warning(excluded.reason)
+    counts = split_counts(frame)
+    yield Output(  # data_version: staleness follows content, not run ids
+        frame,
+        data_version=frame_data_version(frame),
+        metadata={
+            "data_root": MetadataValue.path(str(root)),
+            "generated_data": loco.is_generated,
+            "table_i": MetadataValue.json(table_one_row(frame)),
+            "counts_per_split_and_class": MetadataValue.md(markdown_table(counts)),
+            "excluded_images": len(category.excluded),
+        },
+    )
+    yield from split_checks(frame, category, split_config)
+
+
+def split_checks(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> list[AssetCheckResult]:
+    """The four checks of the re-split, computed from the table and the scan it came from."""
+    return [
+        _leakage_check(frame),
+        _both_splits_check(frame),
+        _counts_check(frame, category, config),
+        _excluded_check(category),
+    ]
+
+
+def _leakage_check(frame: pd.DataFrame) -> AssetCheckResult:
+    splits_per_image = frame.groupby("image_id")["split"].nunique()
+    leaked = sorted(splits_per_image[splits_per_image > 1].index)
+    dup_paths = int(frame["image_path"].duplicated().sum())
+    return AssetCheckResult(
+        check_name="no_split_leakage",
+        passed=not leaked and dup_paths == 0,
+        metadata={"images_in_both_splits": len(leaked), "examples": MetadataValue.json(leaked[:10]),
+                  "duplicate_image_paths": dup_paths},
+    )
+
+
+def _both_splits_check(frame: pd.DataFrame) -> AssetCheckResult:
+    counts = split_counts(frame)
+    short = counts[(counts["train"] < 2) | (counts["test"] < 2)]
+    return AssetCheckResult(
+        check_name="classes_in_both_splits",
+        passed=short.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"classes_short": len(short),
+                  "short_classes": MetadataValue.md(markdown_table(short) if len(short) else "none")},
+    )
+
+
+def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> AssetCheckResult:
+    row = table_one_row(frame)
+    single = frame[frame["n_defect_types"] == 1]
+    problems: list[str] = []
+    for source, key in (("train/good", "train_normal"), ("test/good", "test_normal")):
+        expected = len(category.by_source(source))
+        if row[key] != expected:
+            problems.append(f"{key} is {row[key]}, {source} holds {expected}")
+    if (frame[frame["n_defect_types"] > 1]["split"] != "test").any():
+        problems.append("a multi-anomaly image is in train")
+    for label, group in single.groupby(single["labels"].str[0]):
+        n_train = int((group["split"] == "train").sum())
+        if abs(n_train - config.train_ratio * len(group)) > 1:
+            problems.append(f"{label}: {n_train} of {len(group)} in train, ratio {config.train_ratio}")
+    return AssetCheckResult(
+        check_name="split_counts",
+        passed=not problems,
+        metadata={"table_i": MetadataValue.json(row), "problems": MetadataValue.json(problems)},
+    )
+
+
+def _excluded_check(category: LocoCategory) -> AssetCheckResult:
+    listing = [
+        {"image": str(e.image_path), "unknown_pixel_values": list(e.unknown_pixel_values), "reason": e.reason}
+        for e in category.excluded
+    ]
+    return AssetCheckResult(
+        check_name="excluded_images",
+        passed=not listing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"excluded": len(listing), "images": MetadataValue.json(listing)},
+    )
+
+
+

@@ -1,0 +1,125 @@
+"""The LOCO FC re-split (the paper's Table I).
+
+MVTec LOCO AD's training split has only good images. LOCO FC turns it into a classification data
+set: train = ``train/good`` + a share of the single-anomaly images of every class; test =
+``test/good`` + the rest of the single-anomaly images + every multi-anomaly image, so that the test
+set measures how well a model trained on single labels predicts co-occurring ones.
+Validation and structural images are not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.loco import TEST_GOOD, TRAIN_GOOD, LocoCategory, LocoImage
+
+SPLIT_COLUMNS = [
+    "image_id",
+    "scenario",
+    "split",
+    "labels",
+    "n_defect_types",
+    "source",
+    "image_path",
+    "mask_paths",
+    "width",
+    "height",
+]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How single-anomaly images are shared between train and test."""
+
+    train_ratio: float = 0.8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.train_ratio <= 1.0:
+            raise ValueError(f"train_ratio must lie in [0, 1], got {self.train_ratio}")
+
+
+def _class_seed(seed: int, scenario: str, label: str) -> int:
+    """A seed per (scenario, class), so adding a class or a scenario never reshuffles another."""
+    digest = hashlib.sha256(f"{seed}/{scenario}/{label}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def split_single_anomalies(
+    images: list[LocoImage], config: SplitConfig, scenario: str
+) -> tuple[list[LocoImage], list[LocoImage]]:
+    """Per class, a seeded shuffle and ``round(ratio · n)`` images to train; the rest to test."""
+    train: list[LocoImage] = []
+    test: list[LocoImage] = []
+    by_class: dict[str, list[LocoImage]] = {}
+    for im in images:
+        by_class.setdefault(im.labels[0], []).append(im)
+    for label in sorted(by_class):
+        members = sorted(by_class[label], key=lambda im: im.image_id)
+        order = np.random.default_rng(_class_seed(config.seed, scenario, label)).permutation(len(members))
+        n_train = int(np.floor(config.train_ratio * len(members) + 0.5))
+        train += [members[i] for i in order[:n_train]]
+        test += [members[i] for i in order[n_train:]]
+    return train, test
+
+
+def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
+    """One row per image of LOCO FC with its split and classes (columns: :data:`SPLIT_COLUMNS`)."""
+    anomalous = [im for im in category.images if im.n_defect_types > 0]
+    single = [im for im in anomalous if im.n_defect_types == 1]
+    multi = [im for im in anomalous if im.n_defect_types > 1]
+    single_train, single_test = split_single_anomalies(single, config, category.scenario)
+    assignment = (
+        [(im, "train") for im in category.by_source(TRAIN_GOOD) + single_train]
+        + [(im, "test") for im in category.by_source(TEST_GOOD) + single_test + multi]
+    )
+    rows = [
+        {
+            "image_id": im.image_id,
+            "scenario": im.scenario,
+            "split": split,
+            "labels": list(im.labels),
+            "n_defect_types": im.n_defect_types,
+            "source": im.source,
+            "image_path": str(im.image_path),
+            "mask_paths": [str(p) for p in im.mask_paths],
+            "width": im.width,
+            "height": im.height,
+        }
+        for im, split in assignment
+    ]
+    frame = pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+    return frame.sort_values(["split", "image_id"], ignore_index=True)
+
+
+def split_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images per split and class (a multi-anomaly image counts for each of its classes)."""
+    exploded = frame[["split", "labels"]].explode("labels").rename(columns={"labels": "class"})
+    table = exploded.value_counts(["class", "split"]).unstack("split", fill_value=0)
+    for split in ("train", "test"):
+        if split not in table.columns:
+            table[split] = 0
+    return table[["train", "test"]].sort_index()
+
+
+def table_one_row(frame: pd.DataFrame) -> dict[str, int]:
+    """The counts of the paper's Table I for one scenario."""
+    def n(split: str, kind: str) -> int:
+        part = frame[frame["split"] == split]
+        if kind == "normal":
+            return int((part["n_defect_types"] == 0).sum())
+        if kind == "single":
+            return int((part["n_defect_types"] == 1).sum())
+        return int((part["n_defect_types"] > 1).sum())
+
+    return {
+        "train_normal": n("train", "normal"),
+        "train_single": n("train", "single"),
+        "test_normal": n("test", "normal"),
+        "test_single": n("test", "single"),
+        "test_multi": n("test", "multi"),
+    }

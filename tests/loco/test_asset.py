@@ -1,0 +1,78 @@
+"""`loco_fc_split` materialized in-process, with its checks and metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from dagster import AssetKey, materialize
+
+from assets.split import loco_fc_split
+from resources.loco import LocoDataset
+from resources.parquet_io import ParquetIOManager
+from tests.loco_tree import TreeSpec, build_tree
+
+
+def _run(data_root, storage, partition="pushpins", config=None):
+    return materialize(
+        [loco_fc_split],
+        partition_key=partition,
+        resources={
+            "io_manager": ParquetIOManager(base_dir=str(storage)),
+            "loco": LocoDataset(data_root=str(data_root), storage_dir=str(storage)),
+        },
+        run_config={"ops": {"loco_fc_split": {"config": config or {}}}},
+    )
+
+
+def _checks(result) -> dict[str, object]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_materialize_writes_parquet_and_checks_pass(tmp_path) -> None:
+    root = build_tree(tmp_path / "loco", TreeSpec("pushpins", ["a", "b"], train_good=4, test_good=3,
+                                                  single={"a": 10, "b": 10}, multi=[(("a", "b"), 2)]))
+    result = _run(root, tmp_path / "storage")
+    assert result.success
+    path = tmp_path / "storage/loco_fc_split/pushpins.parquet"
+    frame = pd.read_parquet(path)
+    assert len(frame) == 4 + 3 + 20 + 2
+    assert not list(path.parent.glob(".*tmp"))
+    checks = _checks(result)
+    assert set(checks) == {"no_split_leakage", "classes_in_both_splits", "split_counts", "excluded_images"}
+    assert all(c.passed for c in checks.values()), {k: c.metadata for k, c in checks.items()}
+    meta = result.asset_materializations_for_node("loco_fc_split")[0].metadata
+    assert meta["dagster/row_count"].value == 29
+    assert meta["table_i"].value == {"train_normal": 4, "train_single": 16, "test_normal": 3,
+                                     "test_single": 4, "test_multi": 2}
+    assert "| a | 8 | 4 |" in meta["counts_per_split_and_class"].value
+    assert {c.name for c in meta["dagster/column_schema"].schema.columns} >= {"image_id", "labels", "split"}
+
+
+def test_unknown_pixel_value_is_listed_by_check_and_run_goes_on(tmp_path) -> None:
+    root = build_tree(tmp_path / "loco", TreeSpec("pushpins", ["a", "b"], single={"a": 10, "b": 3}))
+    config_path = root / "pushpins/defects_config.json"
+    config_path.write_text(json.dumps([e for e in json.loads(config_path.read_text()) if e["defect_name"] != "b"]))
+    result = _run(root, tmp_path / "storage")
+    assert result.success
+    checks = _checks(result)
+    assert not checks["excluded_images"].passed
+    assert checks["excluded_images"].metadata["excluded"].value == 3
+    assert checks["classes_in_both_splits"].passed  # 'a' keeps 8/2 and normal 3/2
+    frame = pd.read_parquet(tmp_path / "storage/loco_fc_split/pushpins.parquet")
+    assert "b" not in set(frame["labels"].explode())
+
+
+def test_train_ratio_from_run_config(tmp_path) -> None:
+    root = build_tree(tmp_path / "loco", TreeSpec("pushpins", ["a"], single={"a": 10}))
+    assert _run(root, tmp_path / "storage", config={"train_ratio": 0.5, "seed": 3}).success
+    frame = pd.read_parquet(tmp_path / "storage/loco_fc_split/pushpins.parquet")
+    single = frame[frame["n_defect_types"] == 1]
+    assert single["split"].value_counts().to_dict() == {"train": 5, "test": 5}
+
+
+def test_definitions_load() -> None:
+    from pipelines.definitions import defs
+
+    assert defs.resolve_assets_def(AssetKey("loco_fc_split")).partitions_def.get_partition_keys() == [
+        "breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors"]
