@@ -21,6 +21,7 @@ is asked again (bounded rounds) and finally topped up with rule-based paraphrase
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -90,42 +91,17 @@ def paraphrase_subquery(
 
 # --- validation -----------------------------------------------------------------------------
 
-_NUMBER_WORDS = dict(
-    zip(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ],
-        map(str, range(21)),
-        strict=True,
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "  # noqa: SIM905
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
     )
-)
-_ORDINALS = dict(
-    zip(
-        ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"],
-        ["1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8th", "9th", "10th"],
-        strict=True,
-    )
-)
+}
+_ORDINALS = {
+    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
+    "sixth": "6th", "seventh": "7th", "eighth": "8th", "ninth": "9th", "tenth": "10th",
+}  # fmt: skip
 _WORD_NUMBER = re.compile(r"\b(" + "|".join([*_NUMBER_WORDS, *_ORDINALS]) + r")\b")
 _NUMBER = re.compile(r"(?<![a-z0-9])\d+(?:st|nd|rd|th)?(?![a-z0-9])")
 _PUNCT_SPACE = re.compile(r"\s*([\[\](){},;:/|])\s*")
@@ -148,6 +124,7 @@ def dedup_key(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", normalise(text)).split())
 
 
+@functools.lru_cache(maxsize=1024)
 def _invariant_pattern(invariant: str) -> re.Pattern[str]:
     norm = normalise(invariant)
     options = [o.strip() for o in norm.split("/")]
@@ -222,15 +199,23 @@ _SYSTEM = (
 )
 
 
-def _llm_messages(text: str, invariants: list[str], count: int, avoid: list[str]) -> list[Message]:
+def _llm_messages(
+    text: str, invariants: list[str], count: int, kept: list[str], rejected: list[str], round_no: int
+) -> list[Message]:
+    """The request of one round. Later rounds name the round, the paraphrases kept so far and a
+    few rejected ones: the feedback helps, and it keeps every round's cache key distinct."""
     rules = [
         f"Keep each of these phrases word for word (letter case may change): {json.dumps(invariants)}.",
         "Keep every number and the required answer format exactly; add no numbers, options or hints.",
         "Each paraphrase is one line: a complete question or request in English.",
         "Vary wording and sentence structure; do not repeat the original.",
     ]
-    if avoid:
-        rules.append(f"These paraphrases exist already; write different ones: {json.dumps(avoid)}.")
+    if round_no:
+        rules.append(f"This is request {round_no + 1}: earlier replies gave too few valid paraphrases.")
+    if kept:
+        rules.append(f"These paraphrases exist already; write different ones: {json.dumps(kept)}.")
+    if rejected:
+        rules.append(f"These were rejected (rules broken or repeated): {json.dumps(rejected[:10])}.")
     user = (
         f"Write {count} different paraphrases of this question:\n{text}\n\nRules:\n"
         + "\n".join(f"- {rule}" for rule in rules)
@@ -244,11 +229,14 @@ def _ask_llm(
 ) -> list[str]:
     """Validated LLM paraphrases; a round is asked again only while fewer than ``n_min`` survive."""
     kept: list[str] = []
+    rejected: list[str] = []
     for round_no in range(max_rounds):
-        messages = _llm_messages(text, invariants, n_max - len(kept), kept)
+        messages = _llm_messages(text, invariants, n_max - len(kept), kept, rejected, round_no)
         reply = client.complete(messages, tag=PROMPT_VERSION, validate=parse_paraphrase_list)
-        new, dropped = select_valid(text, parse_paraphrase_list(reply), invariants, exclude=kept)
+        candidates = parse_paraphrase_list(reply)
+        new, dropped = select_valid(text, candidates, invariants, exclude=kept)
         kept += new
+        rejected = [c for c in candidates if c not in new]
         log.info(
             "%s round %d: kept %d LLM paraphrases of %r, dropped %s",
             PROMPT_VERSION,
@@ -313,36 +301,13 @@ def _clean(item: str) -> str:
 
 _PREPOSITIONS = r"in|on|inside|within|at|under|below|above|between|near|beside|behind|next to|along"
 _SPLIT_LOCATION = re.compile(rf"(?P<np>.+?)(?P<loc>\s+(?:{_PREPOSITIONS})\s.+)?", re.I)
+# Words that show a "how many" phrase is more than a noun phrase (then only frames apply).
 _VERBISH = frozenset(
-    [
-        "are",
-        "is",
-        "was",
-        "were",
-        "be",
-        "been",
-        "can",
-        "could",
-        "do",
-        "does",
-        "did",
-        "have",
-        "has",
-        "there",
-        "you",
-        "will",
-        "would",
-        "should",
-        "appear",
-        "appears",
-        "lie",
-        "lies",
-        "contain",
-        "contains",
-    ]
+    "are is was were be been can could do does did have has there you will would should appear "  # noqa: SIM905
+    "appears lie lies contain contains".split()
 )
 _QUESTION_WORDS = "are|is|do|does|can|could|how|what|which|where|who|was|were|has|have"
-_DETERMINERS = frozenset(["a", "an", "any", "some", "the", "this", "that", "these", "those", "each", "every"])
+_DETERMINERS = frozenset("a an any some the this that these those each every".split())  # noqa: SIM905
 _SYNONYMS = [
     (r"\bthe uploaded image\b", "the image provided"),
     (r"\bimage\b", "picture"),

@@ -172,3 +172,15 @@ def test_request_budget_stops_the_rounds(server, make_client, tmp_path):
     assert [p.source for p in paraphrases] == ["llm"] * 6 + ["offline"] * 4
     cache_text = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
     assert PROMPT_VERSION in cache_text and API_KEY not in cache_text
+
+
+def test_a_round_with_nothing_valid_is_not_answered_from_the_cache(server, make_client):
+    """Each round's request differs (round number, rejects), so a cached bad reply is not replayed."""
+    invalid = [b for b in BAD if b != "how many washers can you see in the bag"]
+    server.responder = reply_with(invalid, invalid)
+    paraphrases = paraphrase_subquery(TEXT, INVARIANTS, client=make_client(), max_rounds=3)
+
+    assert server.calls == 3
+    prompts = [r.json()["messages"][-1]["content"] for r in server.requests]
+    assert len(set(prompts)) == 3 and "request 3" in prompts[2] and "rejected" in prompts[1]
+    assert [p.source for p in paraphrases] == ["offline"] * 10
