@@ -161,10 +161,11 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _next(self, request: RecordedRequest) -> Behaviour | None:
+    def _record(self, request: RecordedRequest, scripted: bool) -> Behaviour | None:
+        """Record ``request``; for a chat-completions call, also take the next scripted behaviour."""
         with self._lock:
             self._requests.append(request)
-            return self._script.popleft() if self._script else None
+            return self._script.popleft() if scripted and self._script else None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -184,11 +185,12 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                behaviour = server._next(RecordedRequest("POST", self.path, headers, body))
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                chat = self.path.rstrip("/") == "/v1/chat/completions"
+                behaviour = server._record(RecordedRequest("POST", self.path, headers, body), chat)
+                if chat:
+                    self._behave(behaviour, body)
+                else:
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                self._behave(behaviour, body)
 
             def _behave(self, behaviour: Behaviour | None, body: bytes) -> None:
                 if isinstance(behaviour, Slow):

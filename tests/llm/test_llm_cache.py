@@ -118,3 +118,20 @@ def test_malformed_replies_are_never_cached(server, make_client, tmp_path):
     with pytest.raises(LLMError):
         CachedChatClient(make_client(max_retries=2), ResponseCache(tmp_path)).complete(ask("Q"))
     assert len(ResponseCache(tmp_path)) == 0
+
+
+def test_vision_request_is_cached_by_image_content(server, make_client, tmp_path):
+    """The in-context baseline's request (example image + test image) costs nothing on a re-run."""
+    example, test = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 200, np.uint8)
+    server.responder = lambda body: "<think>two images</think><answer>yes</answer>"
+
+    def icl(test_image: np.ndarray) -> list[dict]:
+        parts = [text_part("Case:"), image_part(example), text_part("Test:"), image_part(test_image)]
+        return [{"role": "system", "content": "Answer."}, {"role": "user", "content": parts}]
+
+    first = CachedChatClient(make_client(), ResponseCache(tmp_path)).complete(icl(test), tag="icl-v1")
+    rerun = CachedChatClient(make_client(), ResponseCache(tmp_path))
+    assert rerun.complete(icl(test.copy()), tag="icl-v1") == first
+    assert server.calls == 1 and len(server.requests[0].image_urls()) == 2
+    rerun.complete(icl(np.full((8, 8, 3), 201, np.uint8)), tag="icl-v1")  # other pixels: a new request
+    assert server.calls == 2
