@@ -171,6 +171,12 @@ class CachedChatClient:
     def close(self) -> None:
         self.client.close()
 
+    def __enter__(self) -> CachedChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _valid(reply: str, validate: Validator | None) -> bool:
     if validate is None:
