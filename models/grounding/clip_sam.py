@@ -43,10 +43,13 @@ class Proposal:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """CLIP text embeddings of every word, and which label each word stands for (None: background)."""
+    """CLIP text embeddings of every word and the labels they stand for (a None label is background).
+
+    ``membership`` is words × labels, True where the word is one of the label's words.
+    """
 
     features: torch.Tensor
-    word_group: np.ndarray
+    membership: torch.Tensor
     words: tuple[str, ...]
     labels: tuple[str | None, ...]
 
@@ -259,7 +262,7 @@ class ClipSamBackend(GroundingBackend):
                 groups += [len(queries)] * len(self.config.background_words)
             self._vocabularies[key] = Vocabulary(
                 features=self._encode_words(words),
-                word_group=np.asarray(groups),
+                membership=torch.as_tensor(np.equal.outer(groups, range(len(labels))), device=self.device),
                 words=tuple(words),
                 labels=tuple(labels),
             )
@@ -291,9 +294,7 @@ class ClipSamBackend(GroundingBackend):
             batch = proposals[start : start + size]
             features = self._encode_crops(image, batch)
             word_logits = scale * features @ vocabulary.features.T
-            label_logits = torch.stack(
-                [word_logits[:, vocabulary.word_group == g].amax(dim=1) for g in range(n_labels)], dim=1
-            )
+            label_logits = word_logits[:, :, None].masked_fill(~vocabulary.membership, -torch.inf).amax(dim=1)
             out[start : start + len(batch)] = label_logits.softmax(dim=1).cpu().double().numpy()
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import synthetic_scene
+from grounding_helpers import synthetic_scene
 
 from models.grounding import GroundingConfig, ObjectQuery, available_backends, build_backend, draw_overlay
 from models.objects import object_from_mask

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import QUERIES, synthetic_scene, write_png
+from grounding_helpers import QUERIES, synthetic_scene, write_png
 
 from models.grounding import GROUNDING_COLUMNS, GroundingConfig, build_backend, ground_images
 from models.grounding.clip_sam import Proposal, masked_crop, query_words, select_masks
@@ -149,3 +149,15 @@ def test_bf16_autocast_path_runs(tiny_config: GroundingConfig) -> None:
     backend = build_backend(tiny_config.replace(precision="bf16", points_per_side=2))
     objects = backend.ground(synthetic_scene(64, 96), QUERIES)
     assert all(o.mask_rle["size"] == [64, 96] for o in objects)
+
+
+def test_label_probabilities_are_distributions_over_labels(tiny_backend) -> None:
+    image = synthetic_scene()
+    proposals = tiny_backend.propose(image)
+    assert proposals and all(p.mask.shape == image.shape[:2] for p in proposals)
+    vocabulary = tiny_backend.vocabulary(QUERIES)
+    assert vocabulary.labels == ("pushpin", "box", None)
+    assert vocabulary.membership.sum(dim=0).tolist() == [3, 1, len(tiny_backend.config.background_words)]
+    probs = tiny_backend.label_probabilities(image, proposals, vocabulary)
+    assert probs.shape == (len(proposals), 3)
+    assert np.allclose(probs.sum(axis=1), 1.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import QUERIES, FakeBackend, synthetic_scene, write_png
+from grounding_helpers import QUERIES, FakeBackend, synthetic_scene, write_png
 
 from models.grounding import GROUNDING_COLUMNS, GroundingConfig, ground_images
 
