@@ -50,7 +50,6 @@ class Vocabulary:
 
     features: torch.Tensor
     membership: torch.Tensor
-    words: tuple[str, ...]
     labels: tuple[str | None, ...]
 
 
@@ -58,7 +57,7 @@ class MixedPrecisionMaskGenerator(SamAutomaticMaskGenerator):
     """SAM's automatic mask generator that tolerates bf16/fp16 autocast.
 
     Under autocast SAM's quality scores come out in half precision, which the stock generator
-    cannot turn into NumPy arrays; each batch's floating-point results are made fp32 here.
+    cannot turn into NumPy arrays; each batch's half-precision results are made fp32 here.
     """
 
     def _process_batch(self, *args: object, **kwargs: object) -> MaskData:
@@ -140,6 +139,24 @@ def query_words(query: ObjectQuery) -> list[str]:
     if query.colour:
         words += [f"{query.colour} {w}" for w in query.words if query.colour.lower() not in w.lower()]
     return words
+
+
+def vocabulary_words(
+    queries: Sequence[ObjectQuery], background_words: Sequence[str]
+) -> tuple[list[str], list[int], tuple[str | None, ...]]:
+    """Every word to embed, the index of the label it stands for, and the labels (None: background)."""
+    words: list[str] = []
+    groups: list[int] = []
+    for g, query in enumerate(queries):
+        query_prompts = query_words(query)
+        words += query_prompts
+        groups += [g] * len(query_prompts)
+    labels: list[str | None] = [q.name for q in queries]
+    if background_words:
+        words += background_words
+        groups += [len(queries)] * len(background_words)
+        labels.append(None)
+    return words, groups, tuple(labels)
 
 
 class ClipSamBackend(GroundingBackend):
@@ -249,22 +266,11 @@ class ClipSamBackend(GroundingBackend):
         """
         key = tuple(queries)
         if key not in self._vocabularies:
-            words: list[str] = []
-            labels: list[str | None] = [q.name for q in queries]
-            groups: list[int] = []
-            for g, query in enumerate(queries):
-                for word in query_words(query):
-                    words.append(word)
-                    groups.append(g)
-            if self.config.background_words:
-                labels.append(None)
-                words += self.config.background_words
-                groups += [len(queries)] * len(self.config.background_words)
+            words, groups, labels = vocabulary_words(queries, self.config.background_words)
             self._vocabularies[key] = Vocabulary(
                 features=self._encode_words(words),
                 membership=torch.as_tensor(np.equal.outer(groups, range(len(labels))), device=self.device),
-                words=tuple(words),
-                labels=tuple(labels),
+                labels=labels,
             )
         return self._vocabularies[key]
 

@@ -142,48 +142,39 @@ def ground_images(
     images: list[dict[str, Any]] = []
     seen: set[str] = set()
     total = len(items) if hasattr(items, "__len__") else None
-    for image_id, image_path in tqdm(
-        items, total=total, desc=f"grounding ({backend.name})", unit="img", disable=not progress
-    ):
+    bar = tqdm(items, total=total, desc=f"grounding ({backend.name})", unit="img", disable=not progress)
+    for image_id, image_path in bar:
         if image_id in seen:
             raise ValueError(f"image_id {image_id!r} is listed twice: every image must have a unique id")
         seen.add(image_id)
-        path = Path(image_path)
-        start = time.perf_counter()
-        row = {
-            "image_id": image_id,
-            "image_path": str(path),
+        record, frame = _ground_item(backend, image_id, Path(image_path), queries, folder)
+        images.append(record)
+        if frame is not None:
+            frames.append(frame)
+    return GroundingRun(objects=_objects_table(frames), images=pd.DataFrame(images, columns=IMAGE_COLUMNS))
+
+
+def _ground_item(
+    backend: GroundingBackend, image_id: str, path: Path, queries: Sequence[ObjectQuery], folder: Path | None
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One image's row of :attr:`GroundingRun.images` and its objects (None when it failed)."""
+    start = time.perf_counter()
+    record: dict[str, Any] = {"image_id": image_id, "image_path": str(path), "error": ""}
+    try:
+        status, width, height, objects = _ground_one(backend, path, queries, folder)
+    except Exception as err:
+        logger.error("grounding failed for %s (%s): %s", image_id, path, err, exc_info=err)
+        record |= {
+            "status": "failed",
             "width": 0,
             "height": 0,
             "n_objects": 0,
-            "error": "",
+            "error": f"{type(err).__name__}: {err}",
         }
-        try:
-            status, width, height, objects = _ground_one(backend, path, queries, folder)
-        except Exception as err:
-            logger.error("grounding failed for %s (%s): %s", image_id, path, err, exc_info=err)
-            images.append(
-                {
-                    **row,
-                    "status": "failed",
-                    "seconds": time.perf_counter() - start,
-                    "error": f"{type(err).__name__}: {err}",
-                }
-            )
-            continue
-        frame = objects_to_frame(image_id, objects).assign(backend=backend.name, width=width, height=height)
-        frames.append(frame)
-        images.append(
-            {
-                **row,
-                "status": status,
-                "width": width,
-                "height": height,
-                "n_objects": len(objects),
-                "seconds": time.perf_counter() - start,
-            }
-        )
-    return GroundingRun(objects=_objects_table(frames), images=pd.DataFrame(images, columns=IMAGE_COLUMNS))
+        return record | {"seconds": time.perf_counter() - start}, None
+    frame = objects_to_frame(image_id, objects).assign(backend=backend.name, width=width, height=height)
+    record |= {"status": status, "width": width, "height": height, "n_objects": len(objects)}
+    return record | {"seconds": time.perf_counter() - start}, frame
 
 
 def _objects_table(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import torch
 from grounding_helpers import QUERIES, synthetic_scene, write_png
 
 from models.grounding import GROUNDING_COLUMNS, GroundingConfig, build_backend, ground_images
-from models.grounding.clip_sam import Proposal, masked_crop, query_words, select_masks
+from models.grounding.clip_sam import Proposal, masked_crop, query_words, select_masks, vocabulary_words
 from models.grounding.tiny import save_tiny_clip
 from models.grounding.weights import load_clip, load_sam
 from models.objects import rle_decode
@@ -161,3 +161,9 @@ def test_label_probabilities_are_distributions_over_labels(tiny_backend) -> None
     probs = tiny_backend.label_probabilities(image, proposals, vocabulary)
     assert probs.shape == (len(proposals), 3)
     assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_vocabulary_without_background_words_has_no_background_label() -> None:
+    words, groups, labels = vocabulary_words(QUERIES, ())
+    assert labels == ("pushpin", "box")
+    assert words == ["pushpin", "yellow pin", "yellow pushpin", "plastic box"] and groups == [0, 0, 0, 1]
