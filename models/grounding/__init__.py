@@ -1,0 +1,34 @@
+"""Grounding: find the scenario's objects in an image, as boxes and masks in original pixels.
+
+Importing this package is light (no torch): a backend's models load in :func:`build_backend`.
+Add a backend by writing a :class:`GroundingBackend` subclass and naming it in
+:data:`models.grounding.base.BACKENDS`.
+"""
+
+from models.grounding.base import (
+    BACKENDS,
+    GroundingBackend,
+    GroundingConfig,
+    ObjectQuery,
+    available_backends,
+    build_backend,
+)
+from models.grounding.overlay import draw_overlay
+from models.grounding.quality import ALL_LABELS, grounding_quality, match_boxes
+from models.grounding.run import GROUNDING_COLUMNS, GroundingRun, ground_images
+
+__all__ = [
+    "ALL_LABELS",
+    "BACKENDS",
+    "GROUNDING_COLUMNS",
+    "GroundingBackend",
+    "GroundingConfig",
+    "GroundingRun",
+    "ObjectQuery",
+    "available_backends",
+    "build_backend",
+    "draw_overlay",
+    "ground_images",
+    "grounding_quality",
+    "match_boxes",
+]

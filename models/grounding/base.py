@@ -1,0 +1,201 @@
+"""What every grounding backend shares: the object query, the configuration, the interface, the registry.
+
+A backend turns an RGB image and the scenario's object vocabulary into :class:`ImageObject` records
+in pixels of the original image. Backends are looked up by name and imported only when built, so a
+weight-free backend never pays for importing torch and open_clip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.objects import ImageObject
+
+# Bump when a backend's output for the same image and config changes, so old caches are not reused.
+GROUNDING_VERSION = 1
+
+# Backends by name, as "module:class". Add a backend here (e.g. "classical") and nowhere else.
+BACKENDS: dict[str, str] = {
+    "clip_sam": "models.grounding.clip_sam:ClipSamBackend",
+}
+
+_DEVICES = ("auto", "cpu", "cuda")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """One object of a scenario's vocabulary, as a backend needs it.
+
+    ``name`` is the label written to the table (an object name of the scenario spec); ``words`` are
+    open-vocabulary prompts for it (default: the name itself); the hints describe the normal object
+    for backends that segment by appearance. A backend uses the hints it can and ignores the rest.
+    """
+
+    name: str
+    words: tuple[str, ...] = ()
+    colour: str | None = None
+    shape: str | None = None
+    normal_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.strip():
+            raise ValueError("an ObjectQuery needs a non-empty name (the object name of the scenario spec)")
+        words = tuple(w.strip() for w in self.words if w.strip()) or (self.name,)
+        object.__setattr__(self, "words", words)
+        if self.normal_count is not None and self.normal_count < 0:
+            raise ValueError(f"object {self.name!r}: normal_count must be >= 0, got {self.normal_count}")
+
+
+def _no_cache(default: Any) -> Any:
+    """A field left out of the config's part of the cache key.
+
+    Either it changes speed or placement but not the objects found (device, batch sizes), or it is a
+    file path that the backend keys by the file's identity instead, so a cache survives a move.
+    """
+    return field(default=default, metadata={"cache": False})
+
+
+@dataclass(frozen=True)
+class GroundingConfig:
+    """Everything that selects and tunes a backend; the Dagster resource mirrors these fields.
+
+    Defaults are the method's (LogSAD-style): SAM ViT-H automatic masks and OpenCLIP ViT-L-14
+    (DataComp.XL) text matching. Checkpoint paths are local files; nothing is downloaded.
+    """
+
+    backend: str = "clip_sam"
+    device: str = _no_cache("auto")
+    precision: str = "auto"
+    # SAM automatic mask generator
+    sam_model_type: str = "vit_h"
+    sam_checkpoint: str = _no_cache("")
+    points_per_side: int = 32
+    points_per_batch: int = _no_cache(64)
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    min_mask_region_area: int = 0
+    # CLIP scoring of every mask
+    clip_model: str = "ViT-L-14"
+    clip_weights: str = _no_cache("")
+    clip_pretrained_tag: str = "datacomp_xl_s13b_b90k"
+    clip_batch_size: int = _no_cache(32)
+    prompt_templates: tuple[str, ...] = ("a photo of a {}.", "a close-up photo of the {}.")
+    background_words: tuple[str, ...] = ("background", "table", "surface", "shadow", "empty space")
+    crop_padding: float = 0.1
+    # Which masks become objects
+    min_score: float = 0.3
+    min_object_area: int = 64
+    max_area_fraction: float = 0.85
+    dedup_iou: float = 0.7
+
+    def __post_init__(self) -> None:
+        if self.device not in _DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(
+                f"GroundingConfig.device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}"
+            )
+        if self.precision not in _PRECISIONS:
+            raise ValueError(
+                f"GroundingConfig.precision must be one of {_PRECISIONS}, got {self.precision!r}"
+            )
+        for name in (
+            "pred_iou_thresh",
+            "stability_score_thresh",
+            "box_nms_thresh",
+            "min_score",
+            "max_area_fraction",
+            "dedup_iou",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"GroundingConfig.{name} must lie in [0, 1], got {value}")
+        for name in ("points_per_side", "points_per_batch", "clip_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GroundingConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not all("{}" in t for t in self.prompt_templates) or not self.prompt_templates:
+            raise ValueError(
+                "GroundingConfig.prompt_templates must be non-empty and each hold '{}' for the word"
+            )
+
+    def replace(self, **changes: Any) -> GroundingConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields that decide which objects are found: the cache key's part from the config."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("cache", True)
+        }
+
+
+class GroundingBackend(ABC):
+    """Finds the queried objects in one image.
+
+    Subclasses set :attr:`name`, take a :class:`GroundingConfig` and implement :meth:`ground` and
+    :meth:`fingerprint`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: GroundingConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def ground(self, image: np.ndarray, queries: Sequence[ObjectQuery]) -> list[ImageObject]:
+        """Objects in an H×W×3 RGB uint8 image; labels are query names, coordinates original pixels."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides this backend's output besides the image: config fields and weights identity."""
+        return {"backend": self.name, "version": GROUNDING_VERSION, **self.config.fingerprint()}
+
+    def cache_key(self) -> str:
+        """A short stable hash of :meth:`fingerprint`, naming this backend's cache folder."""
+        text = json.dumps(self.fingerprint(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise a clear error unless ``image`` is H×W×3 uint8, the only layout backends accept."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
+        raise ValueError(f"grounding needs an H×W×3 RGB uint8 image, got {got}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"grounding got an empty image of shape {image.shape}")
+
+
+def check_queries(queries: Sequence[ObjectQuery]) -> None:
+    """Raise unless there is at least one query and no name repeats (names become table labels)."""
+    names = [q.name for q in queries]
+    if not names:
+        raise ValueError("grounding needs at least one ObjectQuery (the scenario's objects)")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"ObjectQuery names must be unique, repeated: {duplicates}")
+
+
+def available_backends() -> list[str]:
+    """Names accepted by :func:`build_backend`."""
+    return sorted(BACKENDS)
+
+
+def build_backend(config: GroundingConfig) -> GroundingBackend:
+    """Instantiate the backend ``config.backend`` names (this loads its models)."""
+    target = BACKENDS.get(config.backend)
+    if target is None:
+        raise ValueError(
+            f"unknown grounding backend {config.backend!r}: choose one of {available_backends()}"
+        )
+    module_name, class_name = target.split(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(config)

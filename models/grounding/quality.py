@@ -1,0 +1,144 @@
+"""How good grounding is, measured against instance annotations in the same object schema.
+
+Boxes are matched per image and label, greedily in order of decreasing score (as COCO does): a
+prediction is a true positive when its best still-unmatched true box of the same label overlaps it
+with IoU ≥ the threshold. Counts matter on their own (the subqueries ask "how many pushpins?"), so
+each image and label also records whether the number of predicted objects equals the true number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from models.objects import box_iou
+
+MATCH_COLUMNS = ["image_id", "scenario", "label", "n_pred", "n_true", "tp", "fp", "fn", "count_correct"]
+QUALITY_COLUMNS = [
+    "scenario",
+    "label",
+    "n_images",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "count_accuracy",
+]
+ALL_LABELS = "(all)"
+
+
+def scenario_of(image_id: str) -> str:
+    """The scenario part of an ``image_id`` (``<scenario>/<source>/<stem>``)."""
+    return image_id.split("/", 1)[0]
+
+
+def _boxes_by_key(df: pd.DataFrame, scored: bool) -> dict[tuple[str, str], list[list[float]]]:
+    """Boxes per ``(image_id, label)``, best score first when ``scored``."""
+    if scored and "score" in df.columns:
+        df = df.sort_values("score", ascending=False, kind="stable")
+    grouped: dict[tuple[str, str], list[list[float]]] = {}
+    for image_id, label, bbox in zip(df["image_id"], df["label"], df["bbox"], strict=True):
+        grouped.setdefault((image_id, label), []).append([float(v) for v in bbox])
+    return grouped
+
+
+def greedy_matches(pred: Sequence[Sequence[float]], truth: Sequence[Sequence[float]], iou: float) -> int:
+    """Number of predictions (in the given order, best first) matched one-to-one to true boxes at ``iou``."""
+    free = list(range(len(truth)))
+    matched = 0
+    for box in pred:
+        if not free:
+            break
+        overlaps = [box_iou(box, truth[j]) for j in free]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= iou:
+            free.pop(best)
+            matched += 1
+    return matched
+
+
+def match_boxes(
+    pred: pd.DataFrame,
+    truth: pd.DataFrame,
+    iou: float = 0.5,
+    labels: Iterable[str] | None = None,
+    image_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """One row per image and label: predicted and true counts, tp / fp / fn and whether the counts agree.
+
+    ``labels`` (default: every label seen) and ``image_ids`` (default: every image seen in either
+    table) fix the rows, so an image where a label is absent on both sides counts as a right count;
+    predictions of other labels or images are ignored.
+    """
+    pred_boxes = _boxes_by_key(pred, scored=True)
+    true_boxes = _boxes_by_key(truth, scored=False)
+    seen = set(pred_boxes) | set(true_boxes)
+    label_list = sorted(set(labels) if labels is not None else {label for _, label in seen})
+    id_list = sorted(set(image_ids) if image_ids is not None else {i for i, _ in seen})
+    rows = []
+    for image_id in id_list:
+        for label in label_list:
+            p, t = pred_boxes.get((image_id, label), []), true_boxes.get((image_id, label), [])
+            tp = greedy_matches(p, t, iou)
+            rows.append(
+                [
+                    image_id,
+                    scenario_of(image_id),
+                    label,
+                    len(p),
+                    len(t),
+                    tp,
+                    len(p) - tp,
+                    len(t) - tp,
+                    len(p) == len(t),
+                ]
+            )
+    return pd.DataFrame(rows, columns=MATCH_COLUMNS).astype(
+        {c: "int64" for c in ("n_pred", "n_true", "tp", "fp", "fn")} | {"count_correct": "bool"}
+    )
+
+
+def _ratio(num: int, den: int) -> float:
+    """``num / den``, NaN when undefined (no predictions for precision, no true objects for recall)."""
+    return num / den if den else float("nan")
+
+
+def grounding_quality(
+    pred: pd.DataFrame,
+    truth: pd.DataFrame,
+    labels: Iterable[str] | None = None,
+    iou: float = 0.5,
+    image_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Per scenario × label: tp, fp, fn, precision, recall at ``iou`` and per-image count accuracy.
+
+    Each scenario also gets a row labelled :data:`ALL_LABELS`: pooled tp / fp / fn and the share of
+    images where every label's count is right (e.g. 15 pushpins and 1 box).
+    """
+    matches = match_boxes(pred, truth, iou=iou, labels=labels, image_ids=image_ids)
+    rows = []
+    for scenario, per_scenario in matches.groupby("scenario", sort=True):
+        for label, group in per_scenario.groupby("label", sort=True):
+            rows.append(_summary(scenario, label, group["image_id"].nunique(), group, group["count_correct"]))
+        all_right = per_scenario.groupby("image_id")["count_correct"].all()
+        rows.append(_summary(scenario, ALL_LABELS, len(all_right), per_scenario, all_right))
+    return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
+
+
+def _summary(scenario: str, label: str, n_images: int, group: pd.DataFrame, correct: pd.Series) -> list:
+    """One row of :func:`grounding_quality`."""
+    tp, fp, fn = (int(group[c].sum()) for c in ("tp", "fp", "fn"))
+    return [
+        scenario,
+        label,
+        n_images,
+        tp,
+        fp,
+        fn,
+        _ratio(tp, tp + fp),
+        _ratio(tp, tp + fn),
+        float(correct.mean()),
+    ]
