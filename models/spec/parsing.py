@@ -253,10 +253,11 @@ def _parse_boolean(subquery: SubquerySpec, text: str) -> tuple[Any, str | None]:
     words = [t for t in toks if t[0].isalnum()]
     if not words:
         return None, "no words in the answer"
-    if words[0] in _YES_FIRST:
-        return True, None
-    if words[0] in _NO_FIRST:
-        return False, None
+    if words[0] in _YES_FIRST | _NO_FIRST:
+        opposite = _NO_FIRST if words[0] in _YES_FIRST else _YES_FIRST
+        if any(w in opposite for w in words[1 : 1 + _WINDOW]):
+            return None, f"both yes and no ({' '.join(words[: 1 + _WINDOW])})"
+        return words[0] in _YES_FIRST, None
     positive, negative = _polarity_votes(toks)
     if positive and negative:
         return None, "both yes and no cues"
