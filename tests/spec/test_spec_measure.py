@@ -113,7 +113,11 @@ def test_washer_missed_by_grounding_contradicts_a_normal_label(specs):
 
 
 def test_connector_sizes_come_from_the_objects(specs, obj):
-    scene = [obj("connector", 300, 400, clamps=3), obj("connector", 1300, 420, clamps=3), obj("cable", 800, 400)]
+    scene = [
+        obj("connector", 300, 400, clamps=3),
+        obj("connector", 1300, 420, clamps=3),
+        obj("cable", 800, 400),
+    ]
     normal = inverse(specs["splicing_connectors"], {NORMAL}, scene)
     assert normal.consistent and normal.answers["clamps"] == [3, 3]
     short = inverse(specs["splicing_connectors"], {"cable_too_short_T3"}, scene)

@@ -66,7 +66,8 @@ FIG4_C_GEMINI = (
     "the picture.</answer>"
 )
 FIG4_C_OURS = (
-    "<think>There are four nuts and two screws in the plastic bag, with no washers. </think><answer>0</answer>"
+    "<think>There are four nuts and two screws in the plastic bag, with no washers. </think>"
+    "<answer>0</answer>"
 )
 FIG4_D_GPT = (
     "<think>The juice level in the bottle is filled up to just below the neck, which is typical for "
@@ -76,10 +77,12 @@ FIG4_D_GPT = (
 FIG4_D_GEMINI = (
     "<think>3. **Assess the options:**\n * **Too much:** would mean the bottle is filled to the brim.\n "
     "* **Too little:** would suggest the bottle is noticeably underfilled.\n * **Just right:** implies a "
-    "standard, acceptable fill level. 4. **Conclusion:** Therefore, the amount of juice is \"just right\". "
+    'standard, acceptable fill level. 4. **Conclusion:** Therefore, the amount of juice is "just right". '
     "</think><answer>Just right</answer>"
 )
-FIG4_D_OURS = "<think>The juice level is at the middle of the bottle's neck. </think><answer>Just right</answer>"
+FIG4_D_OURS = (
+    "<think>The juice level is at the middle of the bottle's neck. </think><answer>Just right</answer>"
+)
 
 CASES = [
     # --- Fig. 4, baselines and ours ---
@@ -104,7 +107,7 @@ CASES = [
     ("splicing_connectors", "positions_correspond", "**No**", False),
     ("splicing_connectors", "positions_correspond", "YES.", True),
     ("splicing_connectors", "cable_colour_matches", "The colour doesn't match the connectors.", False),
-    ("splicing_connectors", "cable_colour_matches", "The cable is red, which matches the 5-clamp connectors.", True),
+    ("splicing_connectors", "cable_colour_matches", "It is red, which matches the 5-clamp connectors.", True),
     ("splicing_connectors", "cable_intact", "The cable is cut into two pieces.", False),
     ("splicing_connectors", "cable_long_enough", "The cable is long enough.", True),
     ("splicing_connectors", "cable_long_enough", "The cable is too short and taut.", False),
