@@ -80,6 +80,10 @@ class Expression:
     calls: tuple[tuple[str, tuple[Any, ...]], ...]
     code: CodeType
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Code objects do not pickle; a spec may cross process boundaries, so rebuild from source.
+        return (_rebuild, (self.source, self.names, self.calls))
+
     def evaluate(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]) -> Any:
         """The expression's value; variables and functions go into globals so comprehensions see them."""
         scope: dict[str, Any] = {"__builtins__": {}}
@@ -104,6 +108,11 @@ def compile_expression(source: str, *, variables: Collection[str], functions: Co
         calls=tuple(checker.calls),
         code=compile(tree, "<expression>", "eval"),
     )
+
+
+def _rebuild(source: str, names: frozenset[str], calls: tuple[tuple[str, tuple[Any, ...]], ...]) -> Expression:
+    """An already validated expression, compiled again (unpickling)."""
+    return Expression(source, names, calls, compile(ast.parse(source, mode="eval"), "<expression>", "eval"))
 
 
 def is_valid_identifier(name: str) -> bool:

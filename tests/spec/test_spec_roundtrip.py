@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 
 import pytest
 
@@ -163,6 +164,13 @@ def test_user_spec_round_trips(tray):
         "missing_red_cap",
         "extra_blue_cap",
     }
+
+
+def test_specs_pickle(specs):
+    spec = pickle.loads(pickle.dumps(specs["juice_bottle"]))
+    assert spec == specs["juice_bottle"]
+    assert aggregate(spec, inverse(spec, {"wrong_juice_type"}).answers).labels == {"wrong_juice_type"}
+    assert set(spec.measures) == set(specs["juice_bottle"].measures)
 
 
 def test_specs_are_shared_and_immutable():
