@@ -110,7 +110,10 @@ def compile_expression(source: str, *, variables: Collection[str], functions: Co
     )
 
 
-def _rebuild(source: str, names: frozenset[str], calls: tuple[tuple[str, tuple[Any, ...]], ...]) -> Expression:
+_Calls = tuple[tuple[str, tuple[Any, ...]], ...]
+
+
+def _rebuild(source: str, names: frozenset[str], calls: _Calls) -> Expression:
     """An already validated expression, compiled again (unpickling)."""
     return Expression(source, names, calls, compile(ast.parse(source, mode="eval"), "<expression>", "eval"))
 

@@ -1,7 +1,8 @@
 """Loading scenario specs: the five shipped ones and a user directory of ``*.yaml`` files.
 
-Every problem of a spec file is reported at once as a :class:`SpecError` naming the file, the
-field (``subqueries[2] (row_3).normal``) and what was expected. Beyond structure, a spec must
+The problems of a spec file are reported together as one :class:`SpecError` naming the file, each
+field (``subqueries[2] (row_3).normal``) and what was expected (structural problems first, the rest
+once the structure is right). Beyond structure, a spec must
 round-trip: the rules never fire on the normal answers, each class's declared answers make ``h``
 give exactly that class, and each declared combination gives exactly its classes. That is what
 guarantees that every class is reachable and no two classes are indistinguishable.

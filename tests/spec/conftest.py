@@ -1,17 +1,14 @@
-"""Shared fixtures of the spec tests: the shipped specs and a factory for grounded objects."""
+"""Shared fixtures of the spec tests: the shipped specs, the user spec, an object factory."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from models.objects import ImageObject
 from models.spec import ScenarioSpec, load_spec, shipped_specs
-
-DATA = Path(__file__).parent / "data"
+from tests.spec.helpers import DATA, make_object
 
 
 @pytest.fixture(scope="session")
@@ -22,19 +19,6 @@ def specs() -> dict[str, ScenarioSpec]:
 @pytest.fixture(scope="session")
 def tray() -> ScenarioSpec:
     return load_spec(DATA / "tray.yaml")
-
-
-def make_object(label: str, cx: float, cy: float, w: int = 40, h: int = 40, **attributes: Any) -> ImageObject:
-    """An object centred at (cx, cy); measures read only labels, boxes, centroids and attributes."""
-    x0, y0 = int(cx - w / 2), int(cy - h / 2)
-    return ImageObject(
-        label=label,
-        bbox=[x0, y0, x0 + w, y0 + h],
-        area=w * h,
-        centroid=[float(cx), float(cy)],
-        mask_rle={"size": [1000, 1700], "counts": ""},
-        attributes=attributes,
-    )
 
 
 @pytest.fixture

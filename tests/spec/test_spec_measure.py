@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.spec import NORMAL, aggregate, contradictions, inverse, measure
-from tests.spec.conftest import make_object
+from tests.spec.helpers import make_object
 
 BOX = (100, 100, 1600, 700)  # x0, y0, x1, y1: cells of 300 x 200 pixels
 

@@ -11,7 +11,7 @@ import yaml
 from models.spec import SHIPPED_SCENARIOS, SpecError, load_spec, load_specs, spec_from_dict
 from models.spec.expressions import ExpressionError, compile_expression
 from models.spec.loader import SPEC_DIR
-from tests.spec.conftest import DATA
+from tests.spec.helpers import DATA
 
 TRAY = yaml.safe_load((DATA / "tray.yaml").read_text())
 
