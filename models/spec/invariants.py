@@ -43,7 +43,7 @@ def paraphrase_invariants(subquery: SubquerySpec) -> list[str]:
 def missing_invariants(subquery: SubquerySpec, text: str) -> list[str]:
     """The invariants of ``subquery`` that ``text`` (a candidate paraphrase) does not contain."""
     words = [stem(t) for t in tokens(text)]
-    numbers = {_number_value(t) for t in tokens(text)} - {None}
+    numbers = {_number_value(part) for t in tokens(text) for part in t.split("-")} - {None}
     missing = []
     for phrase in paraphrase_invariants(subquery):
         value = _number_value(phrase.lower())

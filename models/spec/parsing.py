@@ -23,7 +23,9 @@ from models.spec.schema import SubquerySpec
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S | re.I)
 _TAG = re.compile(r"</?(?:answer|think)>", re.I)
-_TOKEN = re.compile(r"\d+(?:\.\d+)?(?![a-z0-9])|[a-z0-9]+(?:'[a-z]+)?|[^\s\w]")
+# Hyphenated compounds ("5-clamp", "off-centre") stay one token: "two 5-clamp connectors" is two.
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+|\d+(?:\.\d+)?(?![a-z0-9])|[a-z0-9]+(?:'[a-z]+)?|[^\s\w]")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _GROUP = re.compile(r"[\[(]([^\[\]()]*)[\])]")
 
 # fmt: off
@@ -57,8 +59,8 @@ _POSITIVE = frozenset((
 _NEGATIVE = frozenset((
     "false", "different", "differ", "differs", "mismatch", "mismatched", "mismatches", "absent",
     "missing", "incorrect", "incorrectly", "wrong", "inconsistent", "misaligned", "misplaced",
-    "incomplete", "broken", "cut", "none", "lacks", "lacking", "off", "swapped", "empty", "shifted",
-    "tilted", "too",
+    "incomplete", "broken", "cut", "none", "lacks", "lacking", "off", "off-centre", "off-center",
+    "swapped", "empty", "shifted", "tilted", "too",
 ))
 # fmt: on
 _PUNCTUATION_STOP = frozenset(",.;:!?")
@@ -146,7 +148,8 @@ def tokens(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """A crude singular (``washers`` → ``washer``), enough to match object names in prose."""
+    """A crude singular (``washers``, ``washer's`` → ``washer``), enough to match object names in prose."""
+    word = word.removesuffix("'s")
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith("xes"):
@@ -172,7 +175,7 @@ def _number_mentions(toks: list[str]) -> list[tuple[int, float]]:
     """(position, value) of every number: digits, number words, and ``no <noun>`` as 0."""
     mentions = []
     for i, tok in enumerate(toks):
-        if tok[0].isdigit():
+        if _NUMBER.fullmatch(tok):
             mentions.append((i, float(tok)))
         elif tok in NUMBER_WORDS:
             mentions.append((i, float(NUMBER_WORDS[tok])))
@@ -191,7 +194,7 @@ def _parse_integer(subquery: SubquerySpec, text: str) -> tuple[Any, str | None]:
     for i, value in mentions:
         window = []
         for tok in toks[i + 1 : i + 1 + _WINDOW]:
-            if _is_stop(tok) or tok[0].isdigit():
+            if _is_stop(tok) or _NUMBER.fullmatch(tok):
                 break
             window.append(stem(tok))
         scored.append((sum(w in question for w in window), value))

@@ -144,3 +144,11 @@ def test_paraphrase_invariants(specs):
     colour = specs["splicing_connectors"].subquery("cable_colour_matches")
     assert {"2", "3", "5"} <= set(paraphrase_invariants(colour))
     assert "3" in missing_invariants(colour, "Is the cable yellow for two clamps, blue for 4, red for five?")
+    assert (
+        missing_invariants(
+            colour,
+            "Is the cable's colour right for the connectors: yellow on 2-clamp, blue on 3-clamp, "
+            "red on 5-clamp?",
+        )
+        == []
+    )

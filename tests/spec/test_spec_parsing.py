@@ -114,6 +114,7 @@ CASES = [
     ("juice_bottle", "fruit_icon_centred", "The fruit icon is not centred on its label.", False),
     ("juice_bottle", "fruit_icon_centred", "The icon is off-centre, shifted to the left.", False),
     ("juice_bottle", "fruit_icon_present", "There is a fruit icon on the label.", True),
+    ("juice_bottle", "fruit_icon_centred", "Off-centre.", False),
     ("juice_bottle", "juice_present", "There is no juice in the bottle; it is empty.", False),
     ("juice_bottle", "labels_in_order", "The labels are not swapped, they are in the correct order.", True),
     ("juice_bottle", "top_label_centred", "Yes and no: it is centred but tilted.", U),
@@ -138,6 +139,7 @@ CASES = [
     ("screw_bag", "washers", "I cannot see any.", U),
     ("screw_bag", "washers", "Let me count.</think> 2", 2),
     ("splicing_connectors", "connectors", "There are two splicing connectors, each with five clamps.", 2),
+    ("splicing_connectors", "connectors", "There are two 5-clamp connectors.", 2),
     ("breakfast_box", "nectarines", "There is one nectarine and two tangerines.", 1),
     ("breakfast_box", "tangerines", "There is one nectarine and two tangerines.", 2),
     # --- choices ---
