@@ -22,6 +22,7 @@ from typing import Any
 
 from models.objects import ImageObject
 from models.spec.aggregate import aggregate
+from models.spec.expressions import Expression
 from models.spec.measures import NotMeasurable, measure_functions
 from models.spec.parsing import format_answer
 from models.spec.schema import NORMAL, ScenarioSpec
@@ -87,21 +88,34 @@ def label_answers(spec: ScenarioSpec, labels: Iterable[str]) -> tuple[dict[str, 
 
 
 def measure_all(spec: ScenarioSpec, objects: Sequence[ImageObject]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Answers computed from objects alone, and why the other measured subqueries have none."""
+    """Answers computed from objects alone, and why the other measured subqueries have none.
+
+    A subquery's measures are tried in order; the first that gives a value of the right type wins.
+    """
     functions = measure_functions(objects)
     measured: dict[str, Any] = {}
     unmeasured: dict[str, str] = {}
-    for sid, expression in spec.measures.items():
-        try:
-            value = expression.evaluate({}, functions)
-            if value is None:
-                raise NotMeasurable("the measure gave no value")
-            measured[sid] = spec.subquery(sid).check_value(value)
-        except NotMeasurable as exc:
-            unmeasured[sid] = str(exc)
-        except ValueError as exc:
-            unmeasured[sid] = f"measured value does not fit: {exc}"
+    for sid, expressions in spec.measures.items():
+        reasons = []
+        for expression in expressions:
+            try:
+                measured[sid] = _measure_one(spec, sid, expression, functions)
+                break
+            except NotMeasurable as exc:
+                reasons.append(str(exc))
+        else:
+            unmeasured[sid] = "; ".join(reasons)
     return measured, unmeasured
+
+
+def _measure_one(spec: ScenarioSpec, sid: str, expression: Expression, functions: dict[str, Any]) -> Any:
+    value = expression.evaluate({}, functions)
+    if value is None:
+        raise NotMeasurable("the measure gave no value")
+    try:
+        return spec.subquery(sid).check_value(value)
+    except ValueError as exc:
+        raise NotMeasurable(f"measured value does not fit: {exc}") from None
 
 
 def measure(spec: ScenarioSpec, objects: Sequence[ImageObject]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class SubquerySpec(_Model):
     length: int | None = Field(default=None, ge=1)
     objects: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
-    measure: str | None = None
+    measure: str | list[str] | None = None
 
     def check_value(self, value: Any) -> Any:
         """``value`` in this subquery's canonical type, or ``ValueError`` saying what was expected."""
@@ -141,7 +141,7 @@ class ScenarioSpec(_Model):
     combinations: list[list[str]] = Field(default_factory=list)
 
     _rules: tuple[CompiledRule, ...] = PrivateAttr(default=())
-    _measures: dict[str, Expression] = PrivateAttr(default_factory=dict)
+    _measures: dict[str, tuple[Expression, ...]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _semantics(self) -> ScenarioSpec:
@@ -170,8 +170,8 @@ class ScenarioSpec(_Model):
         return self._rules
 
     @property
-    def measures(self) -> dict[str, Expression]:
-        """Compiled ``measure`` expressions by subquery id (subqueries without one are absent)."""
+    def measures(self) -> dict[str, tuple[Expression, ...]]:
+        """Compiled ``measure`` expressions by subquery id, in fallback order (absent: no measure)."""
         return dict(self._measures)
 
     def subquery(self, subquery_id: str) -> SubquerySpec:
@@ -273,11 +273,23 @@ class _Checker:
             self._add(f"{where}.length", "only answer_type int_list takes a length")
 
     def _measure(self, where: str, sub: SubquerySpec) -> None:
-        try:
-            expression = compile_expression(sub.measure or "", variables=(), functions=MEASURE_FUNCTION_NAMES)
-        except ExpressionError as exc:
-            self._add(f"{where}.measure", str(exc))
-            return
+        """Compile the measure (or the list of fallbacks, tried in order) and check object names."""
+        sources = [sub.measure] if isinstance(sub.measure, str) else list(sub.measure or [])
+        if not sources:
+            self._add(f"{where}.measure", "expected an expression or a non-empty list of expressions")
+        compiled = []
+        for k, source in enumerate(sources):
+            field = f"{where}.measure" if isinstance(sub.measure, str) else f"{where}.measure[{k}]"
+            try:
+                expression = compile_expression(source, variables=(), functions=MEASURE_FUNCTION_NAMES)
+            except ExpressionError as exc:
+                self._add(field, str(exc))
+                continue
+            self._object_arguments(field, expression)
+            compiled.append(expression)
+        self.spec._measures[sub.id] = tuple(compiled)
+
+    def _object_arguments(self, field: str, expression: Expression) -> None:
         for func, args in expression.calls:
             for position in OBJECT_ARGUMENTS.get(func, ()):
                 value = args[position] if position < len(args) else None
@@ -285,11 +297,10 @@ class _Checker:
                 for name in names:
                     if name not in self.spec.object_names:
                         self._add(
-                            f"{where}.measure",
+                            field,
                             f"{func}() argument {position + 1} must name an object of the spec "
                             f"{self.spec.object_names}, got {name!r}",
                         )
-        self.spec._measures[sub.id] = expression
 
     def _class(self, i: int, cls: ClassSpec) -> None:
         where = f"classes[{i}] ({cls.name})"

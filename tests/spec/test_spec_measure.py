@@ -165,3 +165,16 @@ def test_user_spec_measures_colours_and_slots(tray, obj):
         "caps_per_slot": [1] * 6,
         "colours_in_place": False,
     }
+
+
+def test_clamps_fall_back_to_the_cable_colour(specs, obj):
+    spec = specs["splicing_connectors"]
+    connectors = [obj("connector", 300, 400), obj("connector", 1300, 420)]
+    assert measure(spec, [*connectors, obj("cable", 800, 400, colour="yellow")])["clamps"] == [2, 2]
+    with_attributes = [obj("connector", 300, 400, clamps=3), obj("connector", 1300, 420, clamps=3)]
+    assert measure(spec, [*with_attributes, obj("cable", 800, 400, colour="yellow")])["clamps"] == [3, 3]
+    result = inverse(spec, {NORMAL}, [*connectors, obj("cable", 800, 400)])
+    assert result.consistent and result.answers["clamps"] == [5, 5]  # nothing measurable: canonical
+    assert result.unmeasured["clamps"] == (
+        "a 'connector' object has no 'clamps' attribute; a 'cable' object has no 'colour' attribute"
+    )

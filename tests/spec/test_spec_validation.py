@@ -128,6 +128,16 @@ def rule(data: dict, label: str) -> dict:
             "subqueries[0] (red_caps).measure",
             "only these functions may be called",
         ),
+        (
+            lambda d: sub(d, "red_caps").update(measure=['count_of("cap")', "count_of(1 +)"]),
+            "subqueries[0] (red_caps).measure[1]",
+            "syntax error",
+        ),
+        (
+            lambda d: sub(d, "red_caps").update(measure=[]),
+            "subqueries[0] (red_caps).measure",
+            "expected an expression or a non-empty list",
+        ),
         (lambda d: d.update(colour="red"), "colour", "unknown field"),
         (lambda d: d.update(scenario="Cap Tray"), "scenario", "should match pattern"),
         (
