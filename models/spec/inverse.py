@@ -109,7 +109,14 @@ def measure_all(spec: ScenarioSpec, objects: Sequence[ImageObject]) -> tuple[dic
 
 
 def _measure_one(spec: ScenarioSpec, sid: str, expression: Expression, functions: dict[str, Any]) -> Any:
-    value = expression.evaluate({}, functions)
+    """One measure's value; an expression that fails on these objects (``max`` of nothing) is
+    recorded as not measurable with its error, so one odd image does not stop a whole data set."""
+    try:
+        value = expression.evaluate({}, functions)
+    except NotMeasurable:
+        raise
+    except Exception as exc:
+        raise NotMeasurable(f"{expression.source!r} raised {type(exc).__name__}: {exc}") from exc
     if value is None:
         raise NotMeasurable("the measure gave no value")
     try:

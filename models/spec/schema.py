@@ -90,9 +90,9 @@ class SubquerySpec(_Model):
             return value
         if self.answer_type == "choice":
             choices = self.choices or []
-            if not isinstance(value, str) or value.strip().lower() not in choices:
+            if value not in choices:
                 raise ValueError(f"expected one of {choices}, got {value!r}")
-            return value.strip().lower()
+            return value
         if (
             not isinstance(value, list | tuple)
             or len(value) != self.length

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.spec import NORMAL, aggregate, contradictions, inverse, measure
+from models.spec import NORMAL, aggregate, contradictions, inverse, measure, spec_from_dict
 from tests.spec.helpers import make_object
 
 BOX = (100, 100, 1600, 700)  # x0, y0, x1, y1: cells of 300 x 200 pixels
@@ -178,3 +178,13 @@ def test_clamps_fall_back_to_the_cable_colour(specs, obj):
     assert result.unmeasured["clamps"] == (
         "a 'connector' object has no 'clamps' attribute; a 'cable' object has no 'colour' attribute"
     )
+
+
+def test_a_measure_that_fails_on_some_objects_is_not_measurable(tray):
+    data = tray.model_dump(by_alias=True)
+    data["subqueries"][0]["measure"] = 'max(attribute_values("cap", "size"))'
+
+    spec = spec_from_dict(data)
+    result = inverse(spec, {NORMAL}, [])
+    assert "red_caps" not in result.measured
+    assert "raised ValueError: max() arg is an empty sequence" in result.unmeasured["red_caps"]
