@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.partitions import scenario_partitions
-
 full_pipeline = define_asset_job(
     "full_pipeline",
     selection=AssetSelection.all(),
-    partitions_def=scenario_partitions,
     description="Every stage of LogiCls for one scenario: re-split, grounding, instruction data, "
     "fine-tuning, evaluation.",
 )
