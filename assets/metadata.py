@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 from dagster import DataVersion
 
@@ -21,3 +22,18 @@ def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def image_markdown(image_rgb: np.ndarray, caption: str, max_width: int = 480) -> str:
+    """An inline PNG (data URI) for `MetadataValue.md`, shrunk so metadata stays small."""
+    import base64
+
+    import cv2
+
+    h, w = image_rgb.shape[:2]
+    if w > max_width:
+        image_rgb = cv2.resize(image_rgb, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the picture as PNG")
+    return f"**{caption}**\n\n![{caption}](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})"

@@ -6,6 +6,7 @@ from dagster import Definitions, load_asset_checks_from_package_module, load_ass
 
 import assets
 from pipelines.jobs import JOBS
+from resources.grounding import Grounder
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
 from resources.settings import data_root, storage_dir
@@ -17,6 +18,7 @@ def build_resources() -> dict[str, object]:
     return {
         "io_manager": ParquetIOManager(base_dir=storage),
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
+        "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
     }
 
 
