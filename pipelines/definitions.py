@@ -7,6 +7,7 @@ from dagster import Definitions, load_asset_checks_from_package_module, load_ass
 import assets
 from pipelines.jobs import JOBS
 from resources.grounding import Grounder
+from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
 from resources.settings import data_root, storage_dir
@@ -19,6 +20,7 @@ def build_resources() -> dict[str, object]:
         "io_manager": ParquetIOManager(base_dir=storage),
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
         "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
+        "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
     }
 
 

@@ -133,7 +133,8 @@ def _invariant_pattern(invariant: str) -> re.Pattern[str]:
     else:
         body = re.escape(norm)
     start = r"(?<![a-z0-9])" if norm[:1].isalnum() else ""
-    end = r"(?![a-z0-9])" if norm[-1:].isalnum() else ""
+    # A word invariant also matches its plural ("nectarine" in "nectarines"), as the specs' check does.
+    end = r"(?:e?s)?(?![a-z0-9])" if norm[-1:].isalpha() else r"(?![a-z0-9])" if norm[-1:].isalnum() else ""
     return re.compile(start + body + end)
 
 

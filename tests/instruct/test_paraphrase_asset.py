@@ -1,0 +1,87 @@
+"""`subquery_paraphrases` materialized offline and against a loopback OpenAI-protocol endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pandas as pd
+import pytest
+from dagster import EnvVar, materialize
+
+from assets.instruct import subquery_paraphrases
+from models.instruct.paraphrase import offline_paraphrases
+from resources.llm import ChatEndpoint
+from resources.parquet_io import ParquetIOManager
+from tests.fakes.openai_server import FakeOpenAIServer, Raw, Status
+
+API_KEY = "sk-asset-test-9f3c-DO-NOT-LEAK"
+
+
+def _responder(body: dict) -> str:
+    """Answers like a good paraphrasing LLM: valid paraphrases of the question it was sent."""
+    user = body["messages"][-1]["content"]
+    text = re.search(r"paraphrases of this question:\n(.*?)\n\nRules:", user, re.S)[1]
+    invariants = json.loads(re.search(r"word for word \(letter case may change\): (\[.*?\])\.", user)[1])
+    return json.dumps(offline_paraphrases(text, invariants, 14, seed=7))
+
+
+def _materialize(tmp_path, endpoint: ChatEndpoint):
+    return materialize(
+        [subquery_paraphrases],
+        partition_key="pushpins",
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")), "paraphraser": endpoint},
+    )
+
+
+def test_offline_paraphrases(tmp_path) -> None:
+    result = _materialize(tmp_path, ChatEndpoint(cache_dir=str(tmp_path / "cache")))
+    assert result.success
+    table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
+    counts = table[table["source"] != "original"].groupby("subquery_id").size()
+    assert set(counts.index) == {"row_1", "row_2", "row_3", "separators_complete"}
+    assert counts.between(10, 20).all()
+    assert set(table["source"]) == {"original", "offline"}
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_endpoint_retries_caches_and_keeps_the_key_secret(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("LOGICLS_TEST_PARAPHRASE_KEY", API_KEY)
+    with FakeOpenAIServer(responder=_responder) as server:
+        server.enqueue(Status(500), Raw(b"{not json"))
+        endpoint = ChatEndpoint(base_url=server.base_url, model="para-llm",
+                                api_key=EnvVar("LOGICLS_TEST_PARAPHRASE_KEY"),
+                                cache_dir=str(tmp_path / "cache"), max_retries=3)
+        endpoint = endpoint.model_copy(update={"timeout_s": 5.0})
+        with caplog.at_level(logging.DEBUG):
+            first = _materialize(tmp_path, endpoint)
+            calls_after_first = server.calls
+            second = _materialize(tmp_path, endpoint)
+        assert first.success and second.success
+        assert calls_after_first == 4 + 2  # 4 subqueries, plus a 500 and a malformed reply retried
+        assert server.calls == calls_after_first  # the second run is served from the cache
+        assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in server.requests)
+    table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
+    assert set(table["source"]) == {"original", "llm"} and set(table["model"].dropna()) == {"para-llm"}
+    usage = first.asset_materializations_for_node("subquery_paraphrases")[0].metadata["llm_usage"].value
+    assert usage["requests"] == 6 and usage["retries"] == 2
+    reused = second.asset_materializations_for_node("subquery_paraphrases")[0].metadata["llm_usage"].value
+    assert reused["requests"] == 0 and reused["cache_hits"] == 4
+    assert API_KEY not in caplog.text
+    for result in (first, second):
+        assert API_KEY not in str([e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in result.all_events])
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_endpoint_that_keeps_failing_is_reported(tmp_path) -> None:
+    with FakeOpenAIServer(responder=lambda body: "not a list at all") as server:
+        endpoint = ChatEndpoint(base_url=server.base_url, model="bad-llm", cache_dir=str(tmp_path / "cache"),
+                                max_retries=1, timeout_s=5.0)
+        with pytest.raises(Exception, match=r"bad-llm") as failure:
+            materialize([subquery_paraphrases], partition_key="pushpins",
+                        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "s")), "paraphraser": endpoint})
+        assert server.calls == 2
+    assert "attempt" in str(failure.value)
