@@ -81,7 +81,6 @@ def test_endpoint_that_keeps_failing_is_reported(tmp_path) -> None:
         endpoint = ChatEndpoint(base_url=server.base_url, model="bad-llm", cache_dir=str(tmp_path / "cache"),
                                 max_retries=1, timeout_s=5.0)
         with pytest.raises(Exception, match=r"bad-llm") as failure:
-            materialize([subquery_paraphrases], partition_key="pushpins",
-                        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "s")), "paraphraser": endpoint})
+            _materialize(tmp_path, endpoint)
         assert server.calls == 2
     assert "attempt" in str(failure.value)
