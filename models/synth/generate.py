@@ -51,6 +51,7 @@ from models.synth.scenes import render
 GENERATOR_VERSION = "1"
 LOGICAL = "test/logical_anomalies"
 STRUCTURAL = "test/structural_anomalies"
+SOURCES = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)
 IMAGE_COLUMNS = [
     "image_id", "category", "source", "stem", "labels", "n_defect_types",
     "image_path", "mask_paths", "width", "height", "scene",
@@ -230,7 +231,12 @@ def _write_category(
     category: str, paths: dict[str, Path], config: GeneratorConfig, progress: Progress | None
 ) -> None:
     tree = paths["tree"]
-    tree.mkdir(parents=True)
+    for folder in (
+        *SOURCES,
+        f"ground_truth/{LOGICAL.split('/')[1]}",
+        f"ground_truth/{STRUCTURAL.split('/')[1]}",
+    ):
+        (tree / folder).mkdir(parents=True)  # every LOCO folder exists, even with no images in it
     (tree / "defects_config.json").write_bytes(defects_config_bytes(category))
     values = pixel_values(category)
     order = {name: i for i, name in enumerate(values)}

@@ -114,7 +114,7 @@ def _cereal_region(
     x, y, w, h = _bounds(side)
     cx, cy = x + w / 2, y + h / 2
     if amount == "too little":
-        fx, fy = rng.uniform(0.26, 0.32), rng.uniform(0.2, 0.26)
+        fx, fy = rng.uniform(0.24, 0.3), rng.uniform(0.18, 0.24)
         cx += rng.uniform(-0.15, 0.15) * w
         cy += rng.uniform(-0.2, 0.2) * h
         return _blob(canvas, (cx, cy), (fx * w, fy * h)) & erode(side, canvas.gap())

@@ -176,7 +176,8 @@ def _screw(canvas: Canvas, centre: np.ndarray, angle: float, total: float, unit:
     ]
     threads = polylines(canvas.shape, lines, max(1, round(0.012 * unit)))
     body = shank | point
-    return Shape(head | body, {"head": head & ~body, "shank": body, "threads": threads & body})
+    parts = {"head": head & ~body, "shank": body, "threads": threads & body}
+    return Shape(head | body, parts, {"length": total, "angle": angle})
 
 
 def _nut(canvas: Canvas, centre: np.ndarray, angle: float, radius: float) -> Shape:
@@ -206,14 +207,10 @@ def _paint(canvas: Canvas, part: Part, shape: Shape) -> None:
         canvas.paint(shape.parts["shank"], colour, relief=0.3)
         canvas.paint(shape.parts["threads"], jitter(rng, THREAD, 4))
         canvas.paint(shape.parts["head"], colour, relief=0.2)
-        canvas.add("screw", shape.mask, length_class=part.kind, length_px=round(_length(shape.mask), 1))
-
-
-def _length(mask: np.ndarray) -> float:
-    """The screw's length: the longest extent of its pixels along their main axis."""
-    ys, xs = np.nonzero(mask)
-    pts = np.stack([xs, ys], 1).astype(np.float64)
-    pts -= pts.mean(0)
-    _, _, vt = np.linalg.svd(pts, full_matrices=False)
-    proj = pts @ vt[0]
-    return float(proj.max() - proj.min() + 1)
+        canvas.add(
+            "screw",
+            shape.mask,
+            length_class=part.kind,
+            length_px=round(shape.info["length"], 1),
+            angle_deg=round(shape.info["angle"], 1),
+        )
