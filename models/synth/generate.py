@@ -187,6 +187,8 @@ def _generate_unlocked(
     category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(f".staging-{category}-*"):  # left by a killed run; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{category}-", dir=out_dir))
     try:
         new = _paths(staging, category)

@@ -69,40 +69,48 @@ def draw(canvas: Canvas, defects: frozenset[str]) -> dict[str, Any]:
     fruit = juice_type
     if "wrong_juice_type" in defects:
         fruit = str(rng.choice([f for f in JUICES if f != juice_type]))
-    top_label = "missing_top_label" not in defects
-    bottom_label = "missing_bottom_label" not in defects
-    swapped = "swapped_labels" in defects
-    fruit_slot, text_slot = ("bottom", "top") if swapped else ("top", "bottom")
     facts: dict[str, Any] = {"juice_type": juice_type, "fill_level": fill, "icon_fruit": None}
-    if top_label:
-        misplaced = "misplaced_label_top" in defects and not swapped
-        placed = _label_pose(canvas, bottle, fruit_slot, misplaced)
-        facts.update(_draw_fruit_label(canvas, bottle, placed, fruit, defects, swapped))
-        if misplaced:
-            canvas.mark("misplaced_label_top", _label_mask(canvas, placed, FRUIT_LABEL_SIZE))
-    else:
-        normal = _label_pose(canvas, bottle, "top", False)
-        canvas.mark("missing_top_label", _label_mask(canvas, normal, FRUIT_LABEL_SIZE))
-        facts.update(fruit_icon_present=False, fruit_icon_centred=None, juice_matches_icon=None)
-    if bottom_label:
-        misplaced = "misplaced_label_bottom" in defects and not swapped
-        placed = _label_pose(canvas, bottle, text_slot, misplaced)
-        mask = _draw_text_label(canvas, placed, text_slot, misplaced)
-        if swapped:
-            canvas.mark("swapped_labels", mask)
-        if misplaced:
-            canvas.mark("misplaced_label_bottom", mask)
-    else:
-        normal = _label_pose(canvas, bottle, "bottom", False)
-        canvas.mark("missing_bottom_label", _label_mask(canvas, normal, TEXT_LABEL_SIZE))
+    facts.update(_draw_top_label(canvas, bottle, fruit, defects))
+    _draw_bottom_label(canvas, bottle, defects)
     facts.update(
-        top_label_present=top_label,
-        bottom_label_present=bottom_label,
-        labels_in_order=not swapped,
+        top_label_present="missing_top_label" not in defects,
+        bottom_label_present="missing_bottom_label" not in defects,
+        labels_in_order="swapped_labels" not in defects,
         top_label_centred="misplaced_label_top" not in defects,
         bottom_label_centred="misplaced_label_bottom" not in defects,
     )
     return facts
+
+
+def _draw_top_label(canvas: Canvas, bottle: Bottle, fruit: str, defects: frozenset[str]) -> dict[str, Any]:
+    """The fruit label (normally on top) with its icon; returns the icon facts."""
+    if "missing_top_label" in defects:
+        normal = _label_pose(canvas, bottle, "top", False)
+        canvas.mark("missing_top_label", _label_mask(canvas, normal, FRUIT_LABEL_SIZE))
+        return {"fruit_icon_present": False, "fruit_icon_centred": None, "juice_matches_icon": None}
+    swapped = "swapped_labels" in defects
+    misplaced = "misplaced_label_top" in defects
+    pose = _label_pose(canvas, bottle, "bottom" if swapped else "top", misplaced)
+    facts = _draw_fruit_label(canvas, pose, fruit, defects, swapped)
+    if misplaced:
+        canvas.mark("misplaced_label_top", _label_mask(canvas, pose, FRUIT_LABEL_SIZE))
+    return facts
+
+
+def _draw_bottom_label(canvas: Canvas, bottle: Bottle, defects: frozenset[str]) -> None:
+    """The text label (normally below)."""
+    if "missing_bottom_label" in defects:
+        normal = _label_pose(canvas, bottle, "bottom", False)
+        canvas.mark("missing_bottom_label", _label_mask(canvas, normal, TEXT_LABEL_SIZE))
+        return
+    swapped = "swapped_labels" in defects
+    misplaced = "misplaced_label_bottom" in defects
+    slot = "top" if swapped else "bottom"
+    mask = _draw_text_label(canvas, _label_pose(canvas, bottle, slot, misplaced), slot, misplaced)
+    if swapped:
+        canvas.mark("swapped_labels", mask)
+    if misplaced:
+        canvas.mark("misplaced_label_bottom", mask)
 
 
 def _bottle(canvas: Canvas) -> Bottle:
@@ -193,7 +201,6 @@ def _label_mask(canvas: Canvas, pose: tuple[float, float, float], size: tuple[fl
 
 def _draw_fruit_label(
     canvas: Canvas,
-    bottle: Bottle,
     pose: tuple[float, float, float],
     fruit: str,
     defects: frozenset[str],

@@ -40,13 +40,13 @@ def draw(canvas: Canvas, defects: frozenset[str]) -> dict[str, Any]:
                 counts[r, c] = 0
                 canvas.mark("missing_pushpin", cell)
                 continue
-            n_extra = extra.get((r, c), (0, ""))
-            counts[r, c] += n_extra[0]
-            for i in range(1 + n_extra[0]):
+            n_extra, defect = extra.get((r, c), (0, ""))
+            counts[r, c] += n_extra
+            for i in range(1 + n_extra):
                 pin = occupancy.place(lambda at: _pin(canvas, at), cell, canvas.gap(12), clearance)
                 _paint_pin(canvas, pin, r, c)
-                if i > 0:
-                    canvas.mark(n_extra[1], pin.mask)
+                if i > 0:  # the pins after the first are the additional ones
+                    canvas.mark(defect, pin.mask)
     return {
         "counts": counts.tolist(),
         "pushpins": int(counts.sum()),
