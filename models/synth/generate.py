@@ -1,0 +1,314 @@
+"""Write a generated category in the exact MVTec LOCO AD layout, with annotations and a manifest.
+
+Output under ``out_dir``::
+
+    loco/<category>/train/good/000.png ...           # the LOCO tree (see docs/design.md)
+    loco/<category>/ground_truth/logical_anomalies/000/000.png ...
+    loco/<category>/defects_config.json
+    annotations/<category>.parquet                   # every object, shared object schema
+    annotations/<category>_images.parquet            # one row per image: labels, paths, facts
+    manifest/<category>.json                         # version, config, seed, content hashes
+
+Every image draws from its own random generator, seeded by (seed, category, source, index), so a
+category's files do not depend on which other categories are generated, nor in which order.
+Everything is written into a staging folder first and moved into place at the end; the manifest
+goes last and marks a complete category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from models.objects import OBJECT_COLUMNS, objects_to_frame
+from models.synth.canvas import Scene
+from models.synth.config import (
+    LOGICAL_DEFECTS,
+    MULTI_COMBOS,
+    GeneratorConfig,
+    check_category,
+    defects_config_bytes,
+    image_size,
+    pixel_values,
+    structural_defects,
+)
+from models.synth.scenes import render
+
+#: Bump whenever a change alters the generated files: existing trees are then regenerated.
+GENERATOR_VERSION = "1"
+LOGICAL = "test/logical_anomalies"
+STRUCTURAL = "test/structural_anomalies"
+SOURCES = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)
+IMAGE_COLUMNS = [
+    "image_id", "category", "source", "stem", "labels", "n_defect_types",
+    "image_path", "mask_paths", "width", "height", "scene",
+]  # fmt: skip
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """One image to draw: where it goes and which defects it shows."""
+
+    source: str  # e.g. "train/good", "test/logical_anomalies"
+    index: int
+    logical: tuple[str, ...] = ()
+    structural: str | None = None
+
+    @property
+    def stem(self) -> str:
+        return f"{self.index:03d}"
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        return (*self.logical, self.structural) if self.structural else self.logical
+
+    def image_id(self, category: str) -> str:
+        return f"{category}/{self.source}/{self.stem}"
+
+
+def plan_images(category: str, config: GeneratorConfig) -> list[ImagePlan]:
+    """Every image of a category, in file order."""
+    check_category(category)
+    plans = [
+        ImagePlan(source, i)
+        for source, n in (
+            ("train/good", config.train_good),
+            ("validation/good", config.validation_good),
+            ("test/good", config.test_good),
+        )
+        for i in range(n)
+    ]
+    logical = [(d,) for d in LOGICAL_DEFECTS[category] for _ in range(config.per_logical_class)]
+    logical += [combo for combo in MULTI_COMBOS[category] for _ in range(config.per_multi_combo)]
+    plans += [ImagePlan(LOGICAL, i, combo) for i, combo in enumerate(logical)]
+    kinds = structural_defects(category)
+    plans += [ImagePlan(STRUCTURAL, i, (), kinds[i % len(kinds)]) for i in range(config.structural)]
+    return plans
+
+
+def image_count(category: str, config: GeneratorConfig) -> int:
+    """How many images :func:`generate_category` writes for ``category`` (for progress bars)."""
+    return len(plan_images(category, config))
+
+
+def image_rng(seed: int, category: str, plan: ImagePlan) -> np.random.Generator:
+    """The independent random generator of one image."""
+    key = [seed, zlib.crc32(category.encode()), zlib.crc32(plan.source.encode()), plan.index]
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def render_plan(category: str, plan: ImagePlan, config: GeneratorConfig) -> Scene:
+    """Draw one planned image."""
+    return render(
+        category,
+        image_rng(config.seed, category, plan),
+        image_size(category, config.scale),
+        frozenset(plan.logical),
+        plan.structural,
+    )
+
+
+def generate_category(
+    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
+) -> Path:
+    """(Re)write one category under ``out_dir`` and return the LOCO root ``out_dir/loco``.
+
+    Safe against concurrent callers: the category is generated under a file lock.
+    """
+    check_category(category)
+    out_dir = Path(out_dir)
+    with _lock(out_dir, category):
+        _generate_unlocked(category, out_dir, config, progress)
+    return out_dir / "loco"
+
+
+def ensure_generated(
+    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
+) -> Path:
+    """Return ``out_dir/loco`` with ``category`` generated for ``config``, reusing a matching tree.
+
+    A tree is reused when its manifest names this generator version and this exact config and the
+    files still hash to the manifest's content hashes; otherwise it is regenerated. Several
+    processes may call this at once: one generates, the others wait and then reuse its result.
+    """
+    check_category(category)
+    out_dir = Path(out_dir)
+    with _lock(out_dir, category):
+        if not is_current(category, out_dir, config):
+            _generate_unlocked(category, out_dir, config, progress)
+    return out_dir / "loco"
+
+
+def is_current(category: str, out_dir: Path, config: GeneratorConfig) -> bool:
+    """Whether ``out_dir`` holds ``category`` exactly as this version would generate it for ``config``."""
+    paths = _paths(Path(out_dir), category)
+    try:
+        manifest = json.loads(paths["manifest"].read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("version") != GENERATOR_VERSION or manifest.get("config") != config.to_dict():
+        return False
+    if not paths["tree"].is_dir() or not paths["objects"].is_file() or not paths["images"].is_file():
+        return False
+    return manifest.get("content_sha256") == _content_hash(paths)
+
+
+def _lock(out_dir: Path, category: str) -> FileLock:
+    lock_dir = out_dir / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock_dir / f"{category}.lock"))
+
+
+def _paths(out_dir: Path, category: str) -> dict[str, Path]:
+    return {
+        "tree": out_dir / "loco" / category,
+        "objects": out_dir / "annotations" / f"{category}.parquet",
+        "images": out_dir / "annotations" / f"{category}_images.parquet",
+        "manifest": out_dir / "manifest" / f"{category}.json",
+    }
+
+
+def _generate_unlocked(
+    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(f".staging-{category}-*"):  # left by a killed run; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{category}-", dir=out_dir))
+    try:
+        new = _paths(staging, category)
+        _write_category(category, new, config, progress)
+        manifest = {
+            "generator": "models.synth",
+            "version": GENERATOR_VERSION,
+            "category": category,
+            "config": config.to_dict(),
+            "seed": config.seed,
+            "image_size": list(image_size(category, config.scale)),
+            "image_counts": _counts(plan_images(category, config)),
+            "content_sha256": _content_hash(new),
+        }
+        new["manifest"].parent.mkdir(parents=True, exist_ok=True)
+        new["manifest"].write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _install(new, _paths(out_dir, category), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(new: dict[str, Path], old: dict[str, Path], staging: Path) -> None:
+    """Move a staged category into place; the manifest is removed first and written last."""
+    old["manifest"].unlink(missing_ok=True)
+    old["tree"].parent.mkdir(parents=True, exist_ok=True)
+    if old["tree"].exists():
+        old["tree"].rename(staging / "previous-tree")  # a non-empty folder cannot be replaced in one step
+    new["tree"].rename(old["tree"])
+    for key in ("objects", "images", "manifest"):
+        old[key].parent.mkdir(parents=True, exist_ok=True)
+        os.replace(new[key], old[key])
+
+
+def _counts(plans: list[ImagePlan]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in plans:
+        counts[p.source] = counts.get(p.source, 0) + 1
+    return counts
+
+
+def _write_category(
+    category: str, paths: dict[str, Path], config: GeneratorConfig, progress: Progress | None
+) -> None:
+    tree = paths["tree"]
+    for folder in (
+        *SOURCES,
+        f"ground_truth/{LOGICAL.split('/')[1]}",
+        f"ground_truth/{STRUCTURAL.split('/')[1]}",
+    ):
+        (tree / folder).mkdir(parents=True)  # every LOCO folder exists, even with no images in it
+    (tree / "defects_config.json").write_bytes(defects_config_bytes(category))
+    values = pixel_values(category)
+    order = {name: i for i, name in enumerate(values)}
+    object_frames, image_rows = [], []
+    for plan in plan_images(category, config):
+        scene = render_plan(category, plan, config)
+        image_path = f"{plan.source}/{plan.stem}.png"
+        _write_png(tree / image_path, cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+        mask_paths = []
+        kind = plan.source.split("/")[-1]
+        for n, name in enumerate(sorted(scene.defect_masks, key=order.__getitem__)):
+            mask_path = f"ground_truth/{kind}/{plan.stem}/{n:03d}.png"
+            _write_png(tree / mask_path, scene.defect_masks[name].astype(np.uint8) * np.uint8(values[name]))
+            mask_paths.append(f"{category}/{mask_path}")
+        image_id = plan.image_id(category)
+        object_frames.append(objects_to_frame(image_id, scene.objects))
+        image_rows.append(_image_row(category, plan, scene, mask_paths))
+        if progress is not None:
+            progress(1)
+    frames = [f for f in object_frames if len(f)]
+    objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OBJECT_COLUMNS)
+    paths["objects"].parent.mkdir(parents=True, exist_ok=True)
+    objects.to_parquet(paths["objects"], index=False)
+    pd.DataFrame(image_rows, columns=IMAGE_COLUMNS).to_parquet(paths["images"], index=False)
+
+
+def _image_row(category: str, plan: ImagePlan, scene: Scene, mask_paths: list[str]) -> dict[str, Any]:
+    labels = list(plan.defects) or ["normal"]
+    if sorted(scene.defect_masks) != sorted(plan.defects):
+        raise RuntimeError(
+            f"{plan.image_id(category)}: drew defect regions {sorted(scene.defect_masks)} "
+            f"for planned defects {sorted(plan.defects)}"
+        )
+    h, w = scene.image.shape[:2]
+    return {
+        "image_id": plan.image_id(category),
+        "category": category,
+        "source": plan.source,
+        "stem": plan.stem,
+        "labels": labels,
+        "n_defect_types": len(plan.defects),
+        "image_path": f"{category}/{plan.source}/{plan.stem}.png",
+        "mask_paths": mask_paths,
+        "width": w,
+        "height": h,
+        "scene": json.dumps(scene.facts, sort_keys=True),
+    }
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    """PNG with a fixed compression level, so equal pixels give equal bytes."""
+    ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError(f"could not encode {path} as PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.tobytes())
+
+
+def _files(paths: dict[str, Path]) -> Iterator[tuple[str, Path]]:
+    tree = paths["tree"]
+    for p in sorted(tree.rglob("*")):
+        if p.is_file():
+            yield f"loco/{tree.name}/{p.relative_to(tree).as_posix()}", p
+    for key in ("objects", "images"):
+        yield f"annotations/{paths[key].name}", paths[key]
+
+
+def _content_hash(paths: dict[str, Path]) -> str:
+    """SHA-256 over every file's relative path and bytes: the LOCO tree and both annotation tables."""
+    digest = hashlib.sha256()
+    for name, path in _files(paths):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,72 @@
+"""GeneratorConfig and the shipped defect vocabulary."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.synth import CATEGORIES, LOGICAL_DEFECTS, MULTI_COMBOS, GeneratorConfig
+from models.synth.config import defects_config, pixel_values, structural_defects
+from models.synth.generate import image_count, plan_images
+
+
+def test_defaults_and_round_trip() -> None:
+    config = GeneratorConfig()
+    assert config.to_dict() == {
+        "scale": 0.25, "train_good": 12, "validation_good": 2, "test_good": 8, "per_logical_class": 10,
+        "per_multi_combo": 3, "structural": 2, "seed": 0,
+    }  # fmt: skip
+    assert GeneratorConfig.from_dict(config.to_dict()) == config
+    assert GeneratorConfig.from_dict({"seed": 4}) == GeneratorConfig(seed=4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"scale": 0.05}, ValueError, r"scale=0.05 is outside \[0.1, 1.0\]"),
+        ({"scale": "big"}, TypeError, "scale must be a number"),
+        ({"train_good": -1}, ValueError, "train_good must be >= 0"),
+        ({"seed": 1.5}, TypeError, "seed must be an integer"),
+        ({"structural": True}, TypeError, "structural must be an integer"),
+    ],
+)
+def test_bad_values_are_named(kwargs: dict, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        GeneratorConfig(**kwargs)
+
+
+def test_unknown_keys_are_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown GeneratorConfig keys \['sclae'\]"):
+        GeneratorConfig.from_dict({"sclae": 0.5})
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        GeneratorConfig().seed = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_vocabulary_matches_the_shipped_defects_config(category: str) -> None:
+    values = pixel_values(category)
+    assert len(set(values.values())) == len(values) == len(defects_config(category))
+    assert set(LOGICAL_DEFECTS[category]) <= set(values)
+    assert structural_defects(category)
+    for combo in MULTI_COMBOS[category]:
+        assert set(combo) <= set(LOGICAL_DEFECTS[category])
+
+
+def test_logical_type_counts_match_the_paper() -> None:
+    assert {c: len(d) for c, d in LOGICAL_DEFECTS.items()} == {
+        "breakfast_box": 17, "juice_bottle": 11, "pushpins": 4, "screw_bag": 16, "splicing_connectors": 13,
+    }  # fmt: skip
+
+
+def test_default_plan_gives_every_class_ten_single_anomaly_images() -> None:
+    config = GeneratorConfig()
+    counts = {c: image_count(c, config) for c in CATEGORIES}
+    assert counts == {
+        "breakfast_box": 22 + 170 + 2, "juice_bottle": 22 + 110 + 3 + 2, "pushpins": 22 + 40 + 3 + 2,
+        "screw_bag": 22 + 160 + 12 + 2, "splicing_connectors": 22 + 130 + 2,
+    }  # fmt: skip
+    for category in CATEGORIES:
+        singles = [p.logical[0] for p in plan_images(category, config) if len(p.logical) == 1]
+        assert {singles.count(d) for d in LOGICAL_DEFECTS[category]} == {10}

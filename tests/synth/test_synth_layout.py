@@ -1,0 +1,127 @@
+"""The generated tree has exactly the MVTec LOCO AD layout, and its masks decode to the intended types."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.synth import CATEGORIES, LOGICAL_DEFECTS, MULTI_COMBOS
+from models.synth.config import defects_config_bytes, image_size, structural_defects
+from tests.synth.synth_helpers import Generated
+
+SOURCES = (
+    "train/good",
+    "validation/good",
+    "test/good",
+    "test/logical_anomalies",
+    "test/structural_anomalies",
+)
+
+
+def _stems(folder) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.png"))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_layout_is_exactly_loco(generated: Generated, category: str) -> None:
+    root = generated.loco / category
+    assert sorted(p.name for p in root.iterdir()) == [
+        "defects_config.json",
+        "ground_truth",
+        "test",
+        "train",
+        "validation",
+    ]
+    assert sorted(p.name for p in (root / "test").iterdir()) == [
+        "good",
+        "logical_anomalies",
+        "structural_anomalies",
+    ]
+    assert [p.name for p in (root / "train").iterdir()] == ["good"]
+    assert [p.name for p in (root / "validation").iterdir()] == ["good"]
+    assert (root / "defects_config.json").read_bytes() == defects_config_bytes(category)
+    for source in SOURCES:
+        stems = _stems(root / source)
+        assert stems, f"{category}/{source} is empty"
+        assert all(re.fullmatch(r"\d{3}", s) for s in stems)
+        assert stems == [f"{i:03d}" for i in range(len(stems))], "names run from 000 without gaps"
+        assert all(p.suffix == ".png" for p in (root / source).iterdir())
+    gt = root / "ground_truth"
+    assert sorted(p.name for p in gt.iterdir()) == ["logical_anomalies", "structural_anomalies"]
+    for kind in ("logical_anomalies", "structural_anomalies"):
+        # One mask folder per anomalous image, none for good images.
+        assert sorted(p.name for p in (gt / kind).iterdir()) == _stems(root / "test" / kind)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_images_and_masks_have_loco_formats(generated: Generated, category: str) -> None:
+    root = generated.loco / category
+    h, w = image_size(category, generated.config.scale)
+    for png in root.glob("*/*/*.png"):
+        with Image.open(png) as im:
+            assert im.mode == "RGB" and im.size == (w, h), png
+    for mask_dir in (root / "ground_truth").glob("*/*"):
+        files = sorted(mask_dir.iterdir())
+        assert [f.name for f in files] == [f"{i:03d}.png" for i in range(len(files))]
+        for f in files:
+            with Image.open(f) as im:
+                assert im.mode == "L" and im.size == (w, h), f
+                values = set(np.unique(np.asarray(im)).tolist())
+            assert len(values - {0}) == 1, f"{f}: one defect type per mask file, got {values}"
+
+
+def test_default_sizes_are_the_real_sizes_times_scale_rounded_to_even() -> None:
+    assert image_size("breakfast_box", 0.25) == (320, 400)
+    assert image_size("juice_bottle", 0.25) == (400, 200)
+    assert image_size("pushpins", 0.25) == (250, 426)
+    assert image_size("screw_bag", 0.25) == (276, 400)
+    assert image_size("splicing_connectors", 0.25) == (212, 426)
+    assert image_size("pushpins", 1.0) == (1000, 1700)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_every_logical_type_and_multi_combo_is_rendered(generated: Generated, category: str) -> None:
+    logical = generated.loco / category / "ground_truth" / "logical_anomalies"
+    found = [frozenset(generated.defect_types(category, d)) for d in sorted(logical.iterdir())]
+    singles = {next(iter(t)) for t in found if len(t) == 1}
+    assert singles == set(LOGICAL_DEFECTS[category])
+    multis = {t for t in found if len(t) > 1}
+    assert multis == {frozenset(c) for c in MULTI_COMBOS[category]}
+    per_type = {d: sum(t == {d} for t in found) for d in LOGICAL_DEFECTS[category]}
+    assert set(per_type.values()) == {generated.config.per_logical_class}
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_masks_decode_to_the_labels_of_the_image_table(generated: Generated, category: str) -> None:
+    images = generated.images(category)
+    for row in images.itertuples():
+        labels = set(row.labels)
+        if row.source.endswith("good"):
+            assert labels == {"normal"} and len(row.mask_paths) == 0
+            continue
+        kind = row.source.split("/")[-1]
+        decoded = generated.defect_types(
+            category, generated.loco / category / "ground_truth" / kind / row.stem
+        )
+        assert decoded == labels, row.image_id
+        assert row.n_defect_types == len(labels)
+        assert len(row.mask_paths) == len(labels), "one mask file per defect type"
+        assert all((generated.loco / p).is_file() for p in row.mask_paths)
+        assert (generated.loco / row.image_path).is_file()
+        if kind == "structural_anomalies":
+            assert labels <= set(structural_defects(category))
+        json.loads(row.scene)
+
+
+def test_multi_anomaly_images_show_both_types(generated: Generated) -> None:
+    for category in ("juice_bottle", "pushpins", "screw_bag"):
+        images = generated.images(category)
+        multi = images[images.n_defect_types > 1]
+        assert len(multi) == len(MULTI_COMBOS[category]) * generated.config.per_multi_combo
+        for row in multi.itertuples():
+            for defect in row.labels:
+                assert generated.defect_mask(category, row.image_id, defect).any()
