@@ -109,7 +109,7 @@ def generate_with_image_cache(vlm: VisionLanguageModel, requests: Sequence[Promp
     Batch the subqueries of one test image together for the best effect.
     """
     encoder = PromptEncoder(vlm.processor)
-    cache = cache or ImageFeatureCache(vlm)
+    cache = ImageFeatureCache(vlm) if cache is None else cache
     texts: list[str] = []
     for start in tqdm(range(0, len(requests), batch_size), desc="generate", disable=not progress):
         chunk = requests[start:start + batch_size]

@@ -17,6 +17,16 @@ Input contract (``samples``: one row per CoT sample, any extra columns are ignor
 ``example_target``     that example's target text for the same subquery
 =====================  =====================================================================
 
+Outputs (``TrainResult``; the same tables sit in every ``epoch_NNN/`` as Parquet):
+
+* ``difficulty``: ``epoch, sample_id, subquery_id, correct, perplexity, difficulty, generated`` (plus
+  the group column when ``group_key`` is not ``subquery_id``), one row per scored sample and epoch;
+  ``epoch`` counts from 1 and the scores are taken with the weights at the end of that epoch.
+* ``probabilities``: ``epoch, <group_key>, probability``; the rows of epoch ``e`` are Eq. 5 from
+  that epoch's scores and drive the draws of epoch ``e + 1`` (recorded even when resampling is off,
+  for the ablation's comparison). They sum to 1 per epoch.
+* ``epoch_losses``: token-weighted mean training NLL per epoch; ``adapter_dir``: ``final/``.
+
 Loss: summed NLL of the target tokens (and ``<|im_end|>``) divided by the number of such tokens in
 the whole optimizer step across all ranks and accumulation steps, so gradients do not depend on
 how a global batch is split into devices and micro-batches.
