@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from models.vlm.encoding import PromptEncoder, PromptRequest, collate_for_generation
@@ -82,3 +83,53 @@ def test_load_adapter_rejects_a_directory_without_adapter(tiny_model_dir, tmp_pa
     vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
     with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
         vlm.load_adapter(tmp_path)
+
+
+def _write_hub_layout(src, dst):
+    """Re-save the tiny checkpoint the way Qwen/Qwen2.5-VL-3B-Instruct is published (transformers 4
+    layout: flat text config with ``rope_scaling``, ``model.layers.*`` / ``visual.*`` weight names,
+    ``preprocessor_config.json``, ``chat_template.json``, v4 ``tokenizer_config.json``)."""
+    dst.mkdir()
+    nested = json.loads((src / "config.json").read_text())
+    text, vision = nested.pop("text_config"), nested.pop("vision_config")
+    rope = text.pop("rope_parameters")
+    for key in ("model_type", "layer_types", "dtype"):
+        text.pop(key, None)
+    vision.pop("rope_parameters")
+    vision["model_type"] = "qwen2_5_vl"  # old checkpoints carry this wrong type in vision_config
+    config = {**nested, **text, "vision_config": vision, "rope_theta": rope["rope_theta"],
+              "rope_scaling": {"type": "mrope", "mrope_section": rope["mrope_section"]},
+              "torch_dtype": "float32", "transformers_version": "4.49.0"}
+    config.pop("dtype")
+    (dst / "config.json").write_text(json.dumps(config))
+    weights = load_file(src / "model.safetensors")
+    renamed = {key.replace("model.language_model.", "model.").replace("model.visual.", "visual."): value
+               for key, value in weights.items() if key != "lm_head.weight"}
+    save_file(renamed, dst / "model.safetensors", metadata={"format": "pt"})
+    processor = json.loads((src / "processor_config.json").read_text())["image_processor"]
+    size = processor.pop("size")
+    processor.update(min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"],
+                     processor_class="Qwen2_5_VLProcessor")
+    (dst / "preprocessor_config.json").write_text(json.dumps(processor))
+    template = (src / "chat_template.jinja").read_text()
+    (dst / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    (dst / "tokenizer_config.json").write_text(json.dumps({
+        "add_prefix_space": False, "bos_token": None, "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>", "errors": "replace", "model_max_length": 131072,
+        "pad_token": "<|endoftext|>", "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None}))
+
+
+def test_a_checkpoint_in_the_published_hub_layout_loads_the_same(tiny_model_dir, image_dir, tmp_path):
+    hub = tmp_path / "Qwen2.5-VL-tiny-hub-layout"
+    _write_hub_layout(tiny_model_dir, hub)
+    ours, theirs = (VisionLanguageModel.from_pretrained(d) for d in (tiny_model_dir, hub))
+    assert theirs.tokenizer.get_vocab() == ours.tokenizer.get_vocab()
+    batch_ours, batch_theirs = (
+        collate_for_generation([PromptEncoder(vlm.processor).encode_prompt(_request(image_dir))], 0)
+        for vlm in (ours, theirs))
+    for key in batch_ours:
+        assert torch.equal(batch_ours[key], batch_theirs[key]), key
+    with torch.no_grad():
+        assert torch.equal(ours.model(**batch_ours).logits, theirs.model(**batch_theirs).logits)
