@@ -134,7 +134,8 @@ class VisionLanguageModel:
             trust_remote_code=False,
             dtype=dtype,
             attn_implementation=config.attn_implementation,
-        ).to(device)
+            device_map={"": device},  # straight onto the device: no full-size copy in host memory
+        )
         model.eval()
         logger.info("loaded %s (%s, %s, %s) from %s", type(model).__name__, dtype, device,
                     config.attn_implementation, directory)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from models.vlm.checkpoint import COMPLETE
@@ -104,3 +105,41 @@ def test_samples_contract_is_checked(tiny_model_dir, samples, tmp_path):
         train_lora(tiny_model_dir, samples.drop(columns="example_target"), TrainConfig(), tmp_path)
     with pytest.raises(ValueError, match="unique"):
         train_lora(tiny_model_dir, pd.concat([samples, samples]), TrainConfig(), tmp_path)
+
+
+def test_lora_targets_hit_only_the_named_layers(tiny_model_dir):
+    from models.vlm.model import VisionLanguageModel
+    from models.vlm.train import lora_config
+
+    def targeted(config: TrainConfig) -> set[str]:
+        vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+        vlm.add_lora(lora_config(config))
+        return {name.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0]
+                for name, _ in vlm.model.named_parameters() if ".lora_A." in name}
+
+    default = targeted(TrainConfig())
+    assert default == {f"model.language_model.layers.{i}.self_attn.{p}_proj" for i in (0, 1) for p in "qkvo"}
+    with_mlp = targeted(TrainConfig(lora_targets=("gate_proj", "down_proj")))
+    # the vision blocks' gate_proj/down_proj stay untouched
+    names = ("gate_proj", "down_proj")
+    assert with_mlp == {f"model.language_model.layers.{i}.mlp.{p}" for i in (0, 1) for p in names}
+    vision = targeted(TrainConfig(lora_targets=(), vision_lora_targets=("qkv",)))
+    assert vision == {f"model.visual.blocks.{i}.attn.qkv" for i in (0, 1)}
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, sample_factory, tmp_path):
+    samples = sample_factory(2)
+    grads = {}
+
+    def keep(flag):
+        def callback(step, model):
+            grads[flag] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return callback
+
+    for flag in (False, True):
+        config = TrainConfig(num_epochs=1, per_device_batch_size=2, gradient_accumulation_steps=1, lora_r=4,
+                             lora_dropout=0.0, max_new_tokens=2, gradient_checkpointing=flag)
+        train_lora(tiny_model_dir, samples, config, tmp_path / str(flag), step_callback=keep(flag))
+    assert grads[True].keys() == grads[False].keys()
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[True][name], grad, rtol=1e-5, atol=1e-8)
