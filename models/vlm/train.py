@@ -287,8 +287,7 @@ class Trainer:
         self.encoder = PromptEncoder(vlm.processor, max_length=config.max_length)
         self.device = vlm.device
         if config.gradient_checkpointing:
-            vlm.base_model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+            vlm.base_model.activation_checkpointing_enable({"use_reentrant": False})
         self.model: PeftModel = vlm.add_lora(lora_config(config))
         self.nll = TargetTokenNLL(self.model)
         self.module: nn.Module = DistributedDataParallel(self.nll) if ctx.enabled else self.nll

@@ -133,6 +133,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, sample_
 
     def keep(flag):
         def callback(step, model):
+            assert model.get_base_model().is_activation_checkpointing == flag
             grads[flag] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         return callback
 
