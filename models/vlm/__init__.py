@@ -1,0 +1,34 @@
+"""Qwen2.5-VL for LogiCls: tiny test model, loading, Fig. 3 prompts, LoRA training with the paper's
+difficulty-aware resampling, and batched inference. No Dagster here."""
+
+from models.vlm.encoding import PromptEncoder, PromptRequest
+from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
+from models.vlm.model import VisionLanguageModel, VLMConfig
+from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match, extract_answer, format_target
+from models.vlm.resampling import difficulty, group_probabilities
+from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl
+from models.vlm.train import DIFFICULTY_COLUMNS, SAMPLE_COLUMNS, TrainConfig, TrainResult, train_lora
+
+__all__ = [
+    "DIFFICULTY_COLUMNS",
+    "SAMPLE_COLUMNS",
+    "SYSTEM_PROMPT",
+    "ImageFeatureCache",
+    "PromptEncoder",
+    "PromptRequest",
+    "TinyQwenConfig",
+    "TrainConfig",
+    "TrainResult",
+    "VLMConfig",
+    "VisionLanguageModel",
+    "build_messages",
+    "build_tiny_qwen25vl",
+    "difficulty",
+    "exact_answer_match",
+    "extract_answer",
+    "format_target",
+    "generate",
+    "generate_with_image_cache",
+    "group_probabilities",
+    "train_lora",
+]

@@ -1,0 +1,174 @@
+"""Turning Fig. 3 prompts and targets into model inputs, and batching them.
+
+Rules that a silent mistake would break (see the shared notes):
+
+* ``mm_token_type_ids`` (1 on image tokens) must reach ``forward`` and ``generate``: without it
+  Qwen2.5-VL quietly falls back to 1-D positions. The collators always carry it, padded with 0.
+* Each image expands to ``t·h·w / merge²`` ``<|image_pad|>`` tokens; truncating inside them fails
+  ("Image features and image tokens do not match"). Prompts are never truncated; only the end of a
+  target may be cut (``max_length``).
+* The prompt is encoded by the processor (which expands the image tokens) and the target by the
+  tokenizer alone, then concatenated; that equals tokenising the whole rendered chat because
+  ``<|im_start|>assistant\\n`` ends a pre-token. Labels cover the target and its ``<|im_end|>``.
+* Right padding for loss batches, left padding for batched generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from models.vlm.prompt import build_messages
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class EncodedPrompt:
+    """One chat prompt up to ``<|im_start|>assistant\\n``, with its two images' pixels."""
+
+    input_ids: torch.Tensor  # (L,) long
+    mm_token_type_ids: torch.Tensor  # (L,) long, 1 on image tokens
+    pixel_values: torch.Tensor  # (patches, C·T·P·P)
+    image_grid_thw: torch.Tensor  # (n_images, 3)
+
+
+@dataclass
+class EncodedExample:
+    """A prompt followed by assistant tokens; ``label_mask`` marks which of those are scored."""
+
+    prompt: EncodedPrompt
+    target_ids: torch.Tensor  # (T,) long
+    label_mask: torch.Tensor  # (T,) bool
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.prompt.input_ids.numel() + self.target_ids.numel())
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """One question in Fig. 3 format: images as PIL images or file paths."""
+
+    question: str
+    example_image: Any
+    example_target: str
+    test_image: Any
+
+
+def load_image(image: Any) -> Image.Image:
+    """A PIL RGB image from a PIL image or a path."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    with Image.open(Path(image)) as opened:
+        return opened.convert("RGB")
+
+
+class PromptEncoder:
+    """Encodes Fig. 3 prompts and assistant targets with a Qwen2.5-VL processor."""
+
+    def __init__(self, processor, max_length: int | None = None) -> None:
+        self.processor = processor
+        self.max_length = max_length
+        tokenizer = processor.tokenizer
+        self.pad_token_id = int(tokenizer.pad_token_id)
+        self.end_token_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+
+    def encode_prompt(self, request: PromptRequest) -> EncodedPrompt:
+        example_image, test_image = load_image(request.example_image), load_image(request.test_image)
+        messages = build_messages(request.question, example_image, request.example_target, test_image)
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        batch = self.processor(text=[text], images=[example_image, test_image], return_tensors="pt")
+        return EncodedPrompt(
+            input_ids=batch["input_ids"][0],
+            mm_token_type_ids=batch["mm_token_type_ids"][0],
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+        )
+
+    def encode_target(self, target: str) -> torch.Tensor:
+        """Token ids of the assistant text followed by ``<|im_end|>``."""
+        ids = self.processor.tokenizer(target, add_special_tokens=False)["input_ids"]
+        return torch.tensor([*ids, self.end_token_id], dtype=torch.long)
+
+    def encode_example(self, request: PromptRequest, target: str) -> EncodedExample:
+        """Prompt + target with every target token labelled (the training case)."""
+        prompt = self.encode_prompt(request)
+        target_ids = self.encode_target(target)
+        if self.max_length is not None:
+            room = self.max_length - prompt.input_ids.numel()
+            if room < 1:
+                raise ValueError(
+                    f"the prompt alone has {prompt.input_ids.numel()} tokens (images included), more than "
+                    f"max_length={self.max_length}; lower max_pixels instead of truncating image tokens"
+                )
+            target_ids = target_ids[:room]
+        return EncodedExample(prompt, target_ids, torch.ones_like(target_ids, dtype=torch.bool))
+
+
+def request_from_row(row: Mapping[str, Any]) -> PromptRequest:
+    """A prompt request from a training/evaluation table row (see ``train.SAMPLE_COLUMNS``)."""
+    return PromptRequest(
+        question=str(row["question"]),
+        example_image=row["example_image_path"],
+        example_target=str(row["example_target"]),
+        test_image=row["image_path"],
+    )
+
+
+def _pad(sequences: Sequence[torch.Tensor], value: int, left: bool) -> torch.Tensor:
+    width = max(int(s.numel()) for s in sequences)
+    out = torch.full((len(sequences), width), value, dtype=sequences[0].dtype)
+    for i, seq in enumerate(sequences):
+        if left:
+            out[i, width - seq.numel():] = seq
+        else:
+            out[i, : seq.numel()] = seq
+    return out
+
+
+def _vision_inputs(prompts: Sequence[EncodedPrompt]) -> dict[str, torch.Tensor]:
+    """Pixels and grids in sample order, which is the order of the image tokens in the batch."""
+    return {
+        "pixel_values": torch.cat([p.pixel_values for p in prompts]),
+        "image_grid_thw": torch.cat([p.image_grid_thw for p in prompts]),
+    }
+
+
+def collate_for_loss(examples: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch with ``labels`` = target ids where labelled, ``-100`` everywhere else."""
+    input_ids, token_types, labels = [], [], []
+    for ex in examples:
+        input_ids.append(torch.cat([ex.prompt.input_ids, ex.target_ids]))
+        token_types.append(torch.cat([ex.prompt.mm_token_type_ids, torch.zeros_like(ex.target_ids)]))
+        prompt_labels = torch.full_like(ex.prompt.input_ids, IGNORE_INDEX)
+        target_labels = ex.target_ids.masked_fill(~ex.label_mask, IGNORE_INDEX)
+        labels.append(torch.cat([prompt_labels, target_labels]))
+    ids = _pad(input_ids, pad_token_id, left=False)
+    attention = _pad([torch.ones_like(x) for x in input_ids], 0, left=False)
+    return {
+        "input_ids": ids,
+        "attention_mask": attention,
+        "mm_token_type_ids": _pad(token_types, 0, left=False),
+        "labels": _pad(labels, IGNORE_INDEX, left=False),
+        **_vision_inputs([ex.prompt for ex in examples]),
+    }
+
+
+def collate_for_generation(prompts: Sequence[EncodedPrompt], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded prompts for batched generation."""
+    return {
+        "input_ids": _pad([p.input_ids for p in prompts], pad_token_id, left=True),
+        "attention_mask": _pad([torch.ones_like(p.input_ids) for p in prompts], 0, left=True),
+        "mm_token_type_ids": _pad([p.mm_token_type_ids for p in prompts], 0, left=True),
+        **_vision_inputs(prompts),
+    }
+
+
+def move_to(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}

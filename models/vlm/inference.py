@@ -1,0 +1,129 @@
+"""Batched greedy generation in the Fig. 3 format, with optional reuse of image features.
+
+Why image-feature reuse and not a shared KV prefix: in Fig. 3 the subquery comes *before* both
+images, so the subqueries of one test image share only the system prompt and the first user tokens
+(tens of tokens); the image tokens follow text that differs per subquery, so their keys/values
+differ too and cannot be copied. What *is* shared is the vision encoder's work: the test image and
+the normal example images are the same across subqueries. ``ImageFeatureCache`` encodes each
+distinct image once and hands the features to ``generate`` through ``mm_encoder_outputs``
+(transformers 5), which skips the vision tower. The result is the same computation (each image is
+encoded on its own either way; the vision tower's window attention never mixes images), up to
+float reassociation from different batch shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from models.vlm.encoding import EncodedPrompt, PromptEncoder, PromptRequest, collate_for_generation, move_to
+from models.vlm.model import VisionLanguageModel, greedy_generation_config
+
+logger = logging.getLogger(__name__)
+
+
+def trim_generated(new_ids: torch.Tensor, stop_ids: set[int]) -> list[torch.Tensor]:
+    """Per row: the generated tokens up to and including the first stop token (padding dropped)."""
+    rows = []
+    for row in new_ids:
+        stops = [i for i, token in enumerate(row.tolist()) if token in stop_ids]
+        rows.append(row[: stops[0] + 1] if stops else row)
+    return rows
+
+
+@torch.no_grad()
+def generate_ids(vlm: VisionLanguageModel, prompts: Sequence[EncodedPrompt], max_new_tokens: int,
+                 image_features: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Greedy continuation of already encoded prompts in one left-padded batch (KV cache on).
+
+    ``image_features``: the vision tower's output per image, in the order of the images in
+    ``prompts`` (two per prompt); when given, pixels are not encoded again.
+    """
+    pad_id = int(vlm.tokenizer.pad_token_id)
+    batch = move_to(collate_for_generation(prompts, pad_id), vlm.device)
+    if image_features is not None:
+        batch.pop("pixel_values")
+        features = tuple(f.to(vlm.device) for f in image_features)
+        batch["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+    config = greedy_generation_config(vlm.tokenizer, max_new_tokens)
+    output = vlm.model.generate(**batch, generation_config=config)
+    new_ids = output[:, batch["input_ids"].shape[1]:].cpu()
+    return trim_generated(new_ids, set(config.eos_token_id))
+
+
+def decode(vlm: VisionLanguageModel, ids: Sequence[torch.Tensor]) -> list[str]:
+    return vlm.tokenizer.batch_decode([row.tolist() for row in ids], skip_special_tokens=True)
+
+
+def generate(vlm: VisionLanguageModel, requests: Sequence[PromptRequest], *, max_new_tokens: int = 256,
+             batch_size: int = 8, progress: bool = False) -> list[str]:
+    """Answers (``<think>…</think><answer>…</answer>`` text) to Fig. 3 prompts, greedy, in order."""
+    encoder = PromptEncoder(vlm.processor)
+    texts: list[str] = []
+    starts = range(0, len(requests), batch_size)
+    for start in tqdm(starts, desc="generate", disable=not progress):
+        prompts = [encoder.encode_prompt(r) for r in requests[start:start + batch_size]]
+        texts.extend(decode(vlm, generate_ids(vlm, prompts, max_new_tokens)))
+    return texts
+
+
+class ImageFeatureCache:
+    """Vision-tower outputs per image key (e.g. the image path), computed once per image."""
+
+    def __init__(self, vlm: VisionLanguageModel) -> None:
+        self.vlm = vlm
+        self._features: dict[Hashable, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    @torch.no_grad()
+    def features(self, key: Hashable | None, pixel_values: torch.Tensor,
+                 grid_thw: torch.Tensor) -> torch.Tensor:
+        """The image's features; ``key=None`` (an in-memory image) computes them without caching."""
+        if key in self._features:
+            return self._features[key]
+        device = self.vlm.device
+        out = self.vlm.base_model.get_image_features(pixel_values.to(device), grid_thw.to(device))
+        if key is not None:
+            self._features[key] = out.pooler_output[0]
+        return out.pooler_output[0]
+
+
+def _split_pixels(prompt: EncodedPrompt) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The prompt's per-image (pixel rows, grid) pairs."""
+    sizes = prompt.image_grid_thw.prod(-1).tolist()
+    pixels = torch.split(prompt.pixel_values, sizes)
+    return [(p, prompt.image_grid_thw[i:i + 1]) for i, p in enumerate(pixels)]
+
+
+def generate_with_image_cache(vlm: VisionLanguageModel, requests: Sequence[PromptRequest], *,
+                              max_new_tokens: int = 256, batch_size: int = 8,
+                              cache: ImageFeatureCache | None = None, progress: bool = False) -> list[str]:
+    """Like ``generate`` but every distinct image file goes through the vision tower once.
+
+    Batch the subqueries of one test image together for the best effect.
+    """
+    encoder = PromptEncoder(vlm.processor)
+    cache = ImageFeatureCache(vlm) if cache is None else cache
+    texts: list[str] = []
+    for start in tqdm(range(0, len(requests), batch_size), desc="generate", disable=not progress):
+        chunk = requests[start:start + batch_size]
+        prompts = [encoder.encode_prompt(r) for r in chunk]
+        features = []
+        for request, prompt in zip(chunk, prompts, strict=True):
+            keys = [_image_key(request.example_image), _image_key(request.test_image)]
+            for key, (pixels, grid) in zip(keys, _split_pixels(prompt), strict=True):
+                features.append(cache.features(key, pixels, grid))
+        texts.extend(decode(vlm, generate_ids(vlm, prompts, max_new_tokens, image_features=features)))
+    logger.info("image feature cache: %d distinct images for %d requests", len(cache), len(requests))
+    return texts
+
+
+def _image_key(image) -> str | None:
+    """Paths are cache keys; in-memory images are not cached (their identity is not stable)."""
+    return str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else None

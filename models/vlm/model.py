@@ -1,0 +1,171 @@
+"""``VisionLanguageModel``: a local Qwen2.5-VL checkpoint with its processor, ready to train or ask.
+
+Why a wrapper: every stage (fine-tuning, difficulty scoring, LAC inference, the in-context
+baseline) needs the same things decided the same way: which dtype and device, which attention
+kernel, how many pixels an image may have, and that nothing is ever fetched from the hub or
+executed from a checkpoint (``trust_remote_code`` is hard-wired off and ``local_files_only`` on,
+so ``HF_HUB_OFFLINE`` can never be bypassed). Only a local directory is accepted; users download
+the weights themselves on a machine with internet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
+DOWNLOAD_HINT = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    """How to load a checkpoint.
+
+    ``dtype="auto"`` means bf16 on CUDA and fp32 on CPU (CPUs have no fast bf16 matmul, and the
+    tests need exact fp32 arithmetic). ``device="auto"`` means ``cuda:<LOCAL_RANK>`` when a GPU is
+    present, else CPU. ``min_pixels`` / ``max_pixels`` override the processor's resize bounds
+    (``None`` keeps the checkpoint's values; the paper uses native resolution).
+    """
+
+    dtype: DType = "auto"
+    device: str = "auto"
+    attn_implementation: AttnImplementation = "sdpa"
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the local rank's GPU if there is one, else CPU."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
+    """``auto`` → bf16 on CUDA, fp32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def check_checkpoint_dir(path: str | Path) -> Path:
+    """Refuse anything but a local Qwen2-VL-family checkpoint directory, with an actionable message."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"checkpoint directory {directory} not found; download {DOWNLOAD_HINT} with "
+            f"`huggingface-cli download {DOWNLOAD_HINT} --local-dir {directory}` on a machine with "
+            "internet (hub ids are not accepted: only local directories are loaded)"
+        )
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory} has no config.json: not a Hugging Face checkpoint directory")
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"{directory} holds a {model_type!r} model; expected a Qwen2.5-VL / Qwen2-VL checkpoint "
+            f"(config.json model_type in {SUPPORTED_MODEL_TYPES})"
+        )
+    return directory
+
+
+def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig:
+    """Pure greedy decoding, whatever sampling defaults the checkpoint's generation_config carries.
+
+    Qwen's released generation_config sets ``repetition_penalty=1.05`` and sampling parameters;
+    generate() fills only unset (None) fields from it, so every field that changes the argmax path
+    is set explicitly here.
+    """
+    eos = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+    )
+
+
+class VisionLanguageModel:
+    """A Qwen2.5-VL model (optionally with a LoRA adapter) and its processor on one device."""
+
+    def __init__(self, model: PreTrainedModel | PeftModel, processor, config: VLMConfig, path: Path) -> None:
+        self.model = model
+        self.processor = processor
+        self.config = config
+        self.path = path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, config: VLMConfig | None = None) -> VisionLanguageModel:
+        """Load model and processor from a local checkpoint directory (never from the hub)."""
+        config = config or VLMConfig()
+        directory = check_checkpoint_dir(path)
+        device = resolve_device(config.device)
+        dtype = resolve_dtype(config.dtype, device)
+        size_overrides = {
+            key: value
+            for key, value in (("min_pixels", config.min_pixels), ("max_pixels", config.max_pixels))
+            if value is not None
+        }
+        processor = AutoProcessor.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False, **size_overrides
+        )
+        model = AutoModelForImageTextToText.from_pretrained(
+            directory,
+            local_files_only=True,
+            trust_remote_code=False,
+            dtype=dtype,
+            attn_implementation=config.attn_implementation,
+            device_map={"": device},  # straight onto the device: no full-size copy in host memory
+        )
+        model.eval()
+        logger.info("loaded %s (%s, %s, %s) from %s", type(model).__name__, dtype, device,
+                    config.attn_implementation, directory)
+        return cls(model, processor, config, directory)
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def base_model(self) -> PreTrainedModel:
+        """The ``…ForConditionalGeneration`` module (inside the PEFT wrapper when there is one)."""
+        return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+
+    def add_lora(self, lora_config: LoraConfig) -> PeftModel:
+        """Wrap the model with a fresh, trainable LoRA adapter (every base weight frozen)."""
+        self.model = get_peft_model(self.model, lora_config)
+        return self.model
+
+    def load_adapter(self, adapter_dir: str | Path, *, trainable: bool = False) -> PeftModel:
+        """Attach a saved LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
+        directory = Path(adapter_dir)
+        if not (directory / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{directory} holds no LoRA adapter (adapter_config.json missing)")
+        self.model = PeftModel.from_pretrained(self.model, directory, is_trainable=trainable)
+        if not trainable:
+            self.model.eval()
+        logger.info("loaded adapter %s", directory)
+        return self.model

@@ -1,0 +1,583 @@
+"""LoRA fine-tuning with difficulty-aware resampling, per-epoch checkpoints and exact resume.
+
+A plain PyTorch loop (not ``Trainer``/``SFTTrainer``): the sampler changes every epoch from fresh
+difficulty scores, difficulty needs per-sample perplexity, and resume must be bit-exact. The same
+code runs alone, or under ``torchrun`` as DDP (gloo on CPU, NCCL on GPU); only rank 0 writes
+checkpoints and calls ``progress_callback``.
+
+Input contract (``samples``: one row per CoT sample, any extra columns are ignored):
+
+=====================  =====================================================================
+``sample_id``          unique key (str or int)
+``subquery_id``        base subquery; the default resampling group (``TrainConfig.group_key``)
+``question``           the (possibly paraphrased) subquery text
+``target``             assistant text ``<think>…</think><answer>…</answer>``
+``image_path``         the image under test
+``example_image_path`` a normal training image of the same scenario (Fig. 3's example)
+``example_target``     that example's target text for the same subquery
+=====================  =====================================================================
+
+Outputs (``TrainResult``; the same tables sit in every ``epoch_NNN/`` as Parquet):
+
+* ``difficulty``: ``epoch, sample_id, subquery_id, correct, perplexity, difficulty, generated`` (plus
+  the group column when ``group_key`` is not ``subquery_id``), one row per scored sample and epoch;
+  ``epoch`` counts from 1 and the scores are taken with the weights at the end of that epoch.
+* ``probabilities``: ``epoch, <group_key>, probability``; the rows of epoch ``e`` are Eq. 5 from
+  that epoch's scores and drive the draws of epoch ``e + 1`` (recorded even when resampling is off,
+  for the ablation's comparison). They sum to 1 per epoch.
+* ``epoch_losses``: token-weighted mean training NLL per epoch; ``adapter_dir``: ``final/``.
+
+Loss: summed NLL of the target tokens (and ``<|im_end|>``) divided by the number of such tokens in
+the whole optimizer step across all ranks and accumulation steps, so gradients do not depend on
+how a global batch is split into devices and micro-batches.
+
+Epoch ``e`` (from 1): draw the epoch's order (uniform shuffle for ``e = 1`` or without
+resampling; Eq. 5 probabilities from the end of epoch ``e−1`` otherwise), train on it, score every
+sample (greedy output, correctness, answer perplexity, Eq. 4), compute next probabilities (Eq. 5),
+write ``epoch_NNN/``, report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from peft import LoraConfig, PeftModel
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from models.vlm.checkpoint import (
+    capture_rng_state,
+    complete_checkpoints,
+    load_epoch_checkpoint,
+    read_state,
+    read_tables,
+    remove_stale,
+    save_epoch_checkpoint,
+)
+from models.vlm.distributed import DistContext, init_distributed, shutdown_distributed
+from models.vlm.encoding import (
+    IGNORE_INDEX,
+    EncodedExample,
+    PromptEncoder,
+    collate_for_loss,
+    move_to,
+    request_from_row,
+)
+from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_device
+from models.vlm.prompt import exact_answer_match
+from models.vlm.resampling import difficulty, group_probabilities, resampled_epoch_order, uniform_epoch_order
+from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
+                  "example_target")
+DIFFICULTY_COLUMNS = ("epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty", "generated")
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+StepCallback = Callable[[int, nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (saved in every checkpoint).
+
+    Batch: ``per_device_batch_size × gradient_accumulation_steps × world_size`` samples per
+    optimizer step. LoRA targets are leaf names inside ``model.language_model.layers.N`` (attention
+    ``q/k/v/o_proj`` by default; ``gate/up/down_proj`` also allowed) and, for the vision tower
+    (frozen unless listed), inside ``model.visual.blocks.N`` (``qkv``, ``proj``, ``gate_proj``, …).
+    """
+
+    seed: int = 0
+    num_epochs: int = 3
+    per_device_batch_size: int = 1
+    gradient_accumulation_steps: int = 8
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    gradient_checkpointing: bool = False
+    bf16_autocast: bool = True  # effective on CUDA only
+    max_length: int | None = None  # cuts targets only, never image tokens
+    num_workers: int = 0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    vision_lora_targets: tuple[str, ...] = ()
+    resampling: bool = True
+    alpha: float = 1.0
+    beta: float = 0.2
+    gamma: float = 1.0
+    group_key: str = "subquery_id"
+    samples_per_epoch: int | None = None  # None: the data set size
+    score_max_samples: int | None = None  # None: score every sample (the paper)
+    score_batch_size: int = 8
+    max_new_tokens: int = 256
+    log_every_steps: int = 10
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """From JSON: unknown keys are an error, lists become tuples."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced (tables cover every epoch, resumed ones included)."""
+
+    adapter_dir: Path
+    output_dir: Path
+    epoch_losses: list[float]
+    difficulty: pd.DataFrame  # DIFFICULTY_COLUMNS
+    probabilities: pd.DataFrame  # epoch, <group_key>, probability
+    global_step: int
+    resumed_from_epoch: int  # 0: started fresh
+    config: TrainConfig = field(repr=False)
+
+
+def lora_target_regex(language_targets: Sequence[str], vision_targets: Sequence[str]) -> str:
+    """A PEFT ``target_modules`` regex that hits only the named layers (never the vision blocks'
+    ``gate/up/down_proj`` by accident, which a plain list of names would)."""
+    def names(targets: Sequence[str]) -> str:
+        return "|".join(re.escape(t) for t in targets)
+
+    parts = []
+    if language_targets:
+        parts.append(rf"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:{names(language_targets)})")
+    if vision_targets:
+        parts.append(rf"model\.visual\.blocks\.\d+\.(?:attn|mlp)\.(?:{names(vision_targets)})")
+    if not parts:
+        raise ValueError("no LoRA targets configured")
+    return "|".join(f"(?:{p})" for p in parts)
+
+
+def lora_config(config: TrainConfig) -> LoraConfig:
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_target_regex(config.lora_targets, config.vision_lora_targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def check_samples(samples: pd.DataFrame, group_key: str) -> pd.DataFrame:
+    """Validate the input contract; return the rows with a clean 0..n-1 index."""
+    missing = [c for c in (*SAMPLE_COLUMNS, group_key) if c not in samples.columns]
+    if missing:
+        raise ValueError(f"samples lack columns {missing}; required: {list(SAMPLE_COLUMNS)}")
+    if samples.empty:
+        raise ValueError("samples is empty")
+    if samples["sample_id"].duplicated().any():
+        raise ValueError("sample_id must be unique")
+    return samples.reset_index(drop=True)
+
+
+def data_fingerprint(samples: pd.DataFrame, group_key: str) -> str:
+    """Hash of what training reads from the table, to refuse resuming on other data."""
+    columns = list(dict.fromkeys([*SAMPLE_COLUMNS, group_key]))
+    digest = hashlib.sha256()
+    for row in samples[columns].astype(str).itertuples(index=False):
+        digest.update("\x1f".join(row).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _lr_lambda(step: int, *, warmup: int, total: int, schedule: str) -> float:
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 1.0
+
+
+class _SampleDataset(Dataset):
+    """Encodes samples on demand (pixels are too large to keep for a whole data set)."""
+
+    def __init__(self, encoder: PromptEncoder, rows: list[dict[str, Any]]) -> None:
+        self.encoder = encoder
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        row = self.rows[index]
+        return self.encoder.encode_example(request_from_row(row), str(row["target"]))
+
+
+def step_plan(order: np.ndarray, config: TrainConfig, ctx: DistContext) -> list[list[list[int]]]:
+    """This rank's micro-batches, grouped by optimizer step.
+
+    The epoch order is padded (wrapping around) to a multiple of the world size, so each rank has
+    at least one sample in every step; a step's global chunk is dealt out rank-strided like
+    ``DistributedSampler``.
+    """
+    order = [int(i) for i in order]
+    if ctx.world_size > 1 and len(order) % ctx.world_size:
+        order += order[: ctx.world_size - len(order) % ctx.world_size]
+    per_step = config.per_device_batch_size * config.gradient_accumulation_steps * ctx.world_size
+    plan = []
+    for start in range(0, len(order), per_step):
+        local = order[start:start + per_step][ctx.rank::ctx.world_size]
+        size = config.per_device_batch_size
+        plan.append([local[i:i + size] for i in range(0, len(local), size)])
+    return plan
+
+
+def steps_per_epoch(n_samples: int, config: TrainConfig, world_size: int) -> int:
+    total = config.samples_per_epoch or n_samples
+    total = -(-total // world_size) * world_size
+    return -(-total // (config.per_device_batch_size * config.gradient_accumulation_steps * world_size))
+
+
+class Trainer:
+    """State of one run; ``train_lora`` is the entry point."""
+
+    def __init__(self, vlm: VisionLanguageModel, samples: pd.DataFrame, config: TrainConfig, output_dir: Path,
+                 answer_checker: AnswerChecker, ctx: DistContext, progress_callback: ProgressCallback | None,
+                 step_callback: StepCallback | None) -> None:
+        self.vlm, self.samples, self.config, self.output_dir = vlm, samples, config, output_dir
+        self.answer_checker, self.ctx = answer_checker, ctx
+        self.progress_callback, self.step_callback = progress_callback, step_callback
+        self.rows = samples.to_dict("records")
+        self.groups = samples[config.group_key].tolist()
+        self.encoder = PromptEncoder(vlm.processor, max_length=config.max_length)
+        self.device = vlm.device
+        if config.gradient_checkpointing:
+            vlm.base_model.activation_checkpointing_enable({"use_reentrant": False})
+        self.model: PeftModel = vlm.add_lora(lora_config(config))
+        self.nll = TargetTokenNLL(self.model)
+        self.module: nn.Module = DistributedDataParallel(self.nll) if ctx.enabled else self.nll
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=config.adam_betas,
+                                           eps=config.adam_eps, weight_decay=config.weight_decay)
+        total = config.num_epochs * steps_per_epoch(len(samples), config, ctx.world_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, partial(
+            _lr_lambda, warmup=config.warmup_steps, total=total, schedule=config.lr_schedule))
+        self.global_step = 0
+        self.epoch_losses: list[float] = []
+        self.probabilities: pd.Series | None = None
+        self.fingerprint = data_fingerprint(samples, config.group_key)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def autocast(self) -> AbstractContextManager:
+        if self.device.type == "cuda" and self.config.bf16_autocast:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.ctx.is_main and self.progress_callback is not None:
+            self.progress_callback(event)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        cfg = self.config
+        if cfg.resampling and self.probabilities is not None:
+            return resampled_epoch_order(self.groups, self.probabilities, epoch, cfg.seed,
+                                         cfg.samples_per_epoch)
+        return uniform_epoch_order(len(self.rows), epoch, cfg.seed, cfg.samples_per_epoch)
+
+    # -- resume ----------------------------------------------------------------------------------
+    def resume_or_start(self, resume: bool) -> int:
+        """Restore the last complete checkpoint if asked; return the first epoch to run."""
+        if self.ctx.is_main:
+            remove_stale(self.output_dir, everything=not resume)
+        self.ctx.barrier()
+        checkpoints = complete_checkpoints(self.output_dir) if resume else []
+        if not checkpoints:
+            return 1
+        last = checkpoints[-1]
+        saved = read_state(last)
+        if saved["config"] != self.config.to_dict() or saved["data_fingerprint"] != self.fingerprint:
+            raise ValueError(f"{last} was written by a run with another config or other data; "
+                             "use a fresh output_dir or resume=False")
+        load_epoch_checkpoint(last, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                              rank=self.ctx.rank)
+        self.global_step = saved["global_step"]
+        self.epoch_losses = list(saved["epoch_losses"])
+        self.probabilities = pd.Series(saved["next_probabilities"]["values"],
+                                       index=saved["next_probabilities"]["groups"], name="probability")
+        logger.info("resuming after epoch %d from %s", saved["epoch"], last)
+        self.emit({"event": "resumed", "from_epoch": saved["epoch"], "checkpoint": str(last)})
+        return saved["epoch"] + 1
+
+    # -- training --------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> float:
+        cfg = self.config
+        plan = step_plan(self.epoch_order(epoch), cfg, self.ctx)
+        micro_batches = [mb for step in plan for mb in step]
+        loader = DataLoader(_SampleDataset(self.encoder, self.rows), batch_sampler=micro_batches,
+                            collate_fn=partial(collate_for_loss, pad_token_id=self.encoder.pad_token_id),
+                            num_workers=cfg.num_workers)
+        batches = iter(loader)
+        self.model.train()
+        nll_total, token_total = 0.0, 0.0
+        for step in tqdm(plan, desc=f"epoch {epoch}", disable=not self.ctx.is_main, leave=False):
+            step_batches = [next(batches) for _ in step]
+            nll, tokens = self.optimizer_step(step_batches)
+            nll_total, token_total = nll_total + nll, token_total + tokens
+        return nll_total / token_total
+
+    def optimizer_step(self, batches: list[dict[str, torch.Tensor]]) -> tuple[float, float]:
+        """One optimizer step over this rank's micro-batches; returns global (NLL sum, tokens)."""
+        local_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
+        global_tokens = self.ctx.sum(float(local_tokens))
+        scale = self.ctx.world_size / global_tokens  # DDP averages gradients over ranks
+        local_nll = 0.0
+        for k, batch in enumerate(batches):
+            last = k == len(batches) - 1
+            sync = nullcontext() if last or not self.ctx.enabled else self.module.no_sync()
+            with sync:
+                with self.autocast():
+                    nll, _ = self.module(**move_to(batch, self.device))
+                (nll.sum() * scale).backward()
+            local_nll += float(nll.detach().sum())
+        self.global_step += 1
+        if self.step_callback is not None:
+            self.step_callback(self.global_step, self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        max_norm = self.config.max_grad_norm if self.config.max_grad_norm is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        global_nll = self.ctx.sum(local_nll)
+        if self.global_step % self.config.log_every_steps == 0:
+            self.emit({"event": "step", "global_step": self.global_step, "loss": global_nll / global_tokens,
+                       "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm})
+        return global_nll, global_tokens
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def scored_indices(self, epoch: int) -> list[int]:
+        cap = self.config.score_max_samples
+        n = len(self.rows)
+        if cap is None or cap >= n:
+            return list(range(n))
+        rng = np.random.default_rng([self.config.seed, epoch, 1])
+        return sorted(rng.choice(n, size=cap, replace=False).tolist())
+
+    def score_epoch(self, epoch: int) -> pd.DataFrame:
+        """Eq. 4 inputs and difficulty of the scored samples, gathered from every rank."""
+        cfg = self.config
+        indices = self.scored_indices(epoch)[self.ctx.rank::self.ctx.world_size]
+        self.model.eval()
+        local = []
+        starts = range(0, len(indices), cfg.score_batch_size)
+        for start in tqdm(starts, desc=f"score {epoch}", disable=not self.ctx.is_main, leave=False):
+            chunk = indices[start:start + cfg.score_batch_size]
+            scores = score_rows(self.vlm, self.nll, self.encoder, [self.rows[i] for i in chunk],
+                                self.answer_checker, cfg.max_new_tokens, self.autocast)
+            local.extend(zip(chunk, scores, strict=True))
+        self.model.train()
+        scored = sorted((pair for part in self.ctx.gather(local) for pair in part), key=lambda p: p[0])
+        frame = pd.DataFrame({
+            "epoch": epoch,
+            "sample_id": [self.rows[i]["sample_id"] for i, _ in scored],
+            "subquery_id": [self.rows[i]["subquery_id"] for i, _ in scored],
+            "correct": [s.correct for _, s in scored],
+            "perplexity": [s.perplexity for _, s in scored],
+            "generated": [s.generated for _, s in scored],
+        })
+        frame.insert(5, "difficulty", difficulty(frame["correct"], frame["perplexity"], cfg.alpha, cfg.beta))
+        if cfg.group_key != "subquery_id":
+            frame[cfg.group_key] = [self.rows[i][cfg.group_key] for i, _ in scored]
+        return frame
+
+    def next_probabilities(self, scores: pd.DataFrame) -> pd.Series:
+        cfg = self.config
+        groups = scores[cfg.group_key] if cfg.group_key in scores else scores["subquery_id"]
+        sizes = None
+        if len(scores) < len(self.rows):
+            sizes = pd.Series(self.groups).value_counts().to_dict()
+        return group_probabilities(scores["difficulty"], groups, cfg.gamma, group_sizes=sizes)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, start_epoch: int) -> None:
+        cfg = self.config
+        for epoch in range(start_epoch, cfg.num_epochs + 1):
+            began = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            self.epoch_losses.append(loss)
+            scores = self.score_epoch(epoch)
+            self.probabilities = self.next_probabilities(scores)
+            probs = pd.DataFrame({"epoch": epoch, cfg.group_key: self.probabilities.index,
+                                  "probability": self.probabilities.to_numpy()})
+            rng_states = self.ctx.gather(capture_rng_state())
+            path = self.output_dir / f"epoch_{epoch:03d}"
+            if self.ctx.is_main:
+                path = save_epoch_checkpoint(
+                    self.output_dir, epoch, model=self.model, optimizer=self.optimizer,
+                    scheduler=self.scheduler, rng_states=rng_states, state=self.state(epoch),
+                    tables={"difficulty": scores, "probabilities": probs})
+            self.ctx.barrier()
+            logger.info("epoch %d: loss %.4f, accuracy %.3f, mean perplexity %.3f", epoch, loss,
+                        scores["correct"].mean(), scores["perplexity"].mean())
+            self.emit({
+                "event": "epoch_end", "epoch": epoch, "num_epochs": cfg.num_epochs, "loss": loss,
+                "global_step": self.global_step, "accuracy": float(scores["correct"].mean()),
+                "mean_perplexity": float(scores["perplexity"].mean()),
+                "mean_difficulty": float(scores["difficulty"].mean()),
+                "probabilities": {str(k): float(v) for k, v in self.probabilities.items()},
+                "resampling": cfg.resampling, "checkpoint": str(path),
+                "seconds": time.perf_counter() - began,
+            })
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "global_step": self.global_step,
+            "epoch_losses": self.epoch_losses,
+            "next_probabilities": {"groups": [_json_scalar(g) for g in self.probabilities.index],
+                                   "values": self.probabilities.tolist()},
+            "config": self.config.to_dict(),
+            "data_fingerprint": self.fingerprint,
+            "world_size": self.ctx.world_size,
+            "base_model": str(self.vlm.path),
+        }
+
+    def save_final(self) -> Path:
+        final = self.output_dir / "final"
+        if self.ctx.is_main:
+            tmp = self.output_dir / ".final.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        self.ctx.barrier()
+        return final
+
+
+def _json_scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig, output_dir: str | Path, *,
+               answer_checker: AnswerChecker = exact_answer_match, model_config: VLMConfig | None = None,
+               resume: bool = True, progress_callback: ProgressCallback | None = None,
+               step_callback: StepCallback | None = None) -> TrainResult:
+    """Fine-tune a LoRA adapter on ``samples`` (see the module doc) and return the run's results.
+
+    ``answer_checker(sample_row, generated_text) -> bool`` decides ``1[ŷ ≠ y]`` of Eq. 4 (default:
+    normalised exact match of the ``<answer>`` blocks). ``resume=True`` continues from the last
+    complete ``epoch_NNN/`` in ``output_dir`` (same config and data required); ``resume=False``
+    deletes earlier checkpoints there. ``progress_callback`` gets event dicts on rank 0;
+    ``step_callback(global_step, peft_model)`` runs on every rank after each step's backward (the
+    gradients are complete and all-reduced) and before clipping.
+    """
+    model_config = model_config or VLMConfig()
+    ctx = init_distributed(resolve_device(model_config.device))
+    try:
+        samples = check_samples(samples, config.group_key)
+        output = Path(output_dir)
+        if ctx.is_main:
+            output.mkdir(parents=True, exist_ok=True)
+        seed_everything(config.seed)
+        vlm = VisionLanguageModel.from_pretrained(model_dir, model_config)
+        trainer = Trainer(vlm, samples, config, output, answer_checker, ctx, progress_callback, step_callback)
+        start_epoch = trainer.resume_or_start(resume)
+        trainer.run(start_epoch)
+        adapter_dir = trainer.save_final()
+        checkpoints = complete_checkpoints(output)
+        result = TrainResult(
+            adapter_dir=adapter_dir, output_dir=output, epoch_losses=trainer.epoch_losses,
+            difficulty=read_tables(checkpoints, "difficulty"),
+            probabilities=read_tables(checkpoints, "probabilities"),
+            global_step=trainer.global_step, resumed_from_epoch=start_epoch - 1, config=config)
+        trainer.emit({"event": "finished", "adapter_dir": str(adapter_dir),
+                      "epoch_losses": result.epoch_losses, "global_step": result.global_step})
+        return result
+    finally:
+        shutdown_distributed(ctx)
+
+
+# -- command line ---------------------------------------------------------------------------------
+def load_answer_checker(spec: str | None) -> AnswerChecker:
+    """``"package.module:function"`` → that function; ``None`` → the exact-match default."""
+    if not spec:
+        return exact_answer_match
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"answer_checker must look like 'package.module:function', got {spec!r}")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _grad_dumper(path: Path, rank: int) -> StepCallback:
+    """Save the trainable parameters' first-step gradients (rank 0) to verify data parallelism."""
+    def dump(step: int, model: nn.Module) -> None:
+        if step == 1 and rank == 0:
+            grads = {name: p.grad.detach().cpu().clone()
+                     for name, p in model.named_parameters() if p.grad is not None}
+            torch.save(grads, path)
+    return dump
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.vlm.train --config run.json`` (also under ``torchrun --nproc_per_node N``).
+
+    ``run.json``: ``{"model_dir": …, "samples": "<table>.parquet", "output_dir": …, "resume": true,
+    "answer_checker": "pkg.module:function" (optional), "model": {VLMConfig fields},
+    "train": {TrainConfig fields}}``. Rank 0 prints one JSON line per progress event.
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--dump-first-step-grads", type=Path, default=None,
+                        help="write the first optimizer step's LoRA gradients here (torch.save, rank 0)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run = json.loads(args.config.read_text())
+    rank = int(os.environ.get("RANK", "0"))
+    result = train_lora(
+        run["model_dir"], pd.read_parquet(run["samples"]), TrainConfig.from_dict(run.get("train", {})),
+        run["output_dir"], answer_checker=load_answer_checker(run.get("answer_checker")),
+        model_config=VLMConfig(**run.get("model", {})), resume=bool(run.get("resume", True)),
+        progress_callback=lambda event: print(json.dumps(event), flush=True),
+        step_callback=_grad_dumper(args.dump_first_step_grads, rank) if args.dump_first_step_grads else None,
+    )
+    logger.info("adapter in %s after %d steps", result.adapter_dir, result.global_step)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Inference: batched greedy equals one-at-a-time, image-feature reuse changes nothing, adapters reload."""
+
+import pytest
+
+from models.vlm.encoding import request_from_row
+from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
+from models.vlm.model import VisionLanguageModel
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_model_dir, overfit_run):
+    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm.load_adapter(overfit_run[0].adapter_dir)
+    return vlm
+
+
+@pytest.fixture(scope="module")
+def requests(samples):
+    return [request_from_row(row) for row in samples.to_dict("records")]
+
+
+def test_reloaded_adapter_reproduces_the_last_scoring(tuned, requests, overfit_run):
+    result, _ = overfit_run
+    last = result.difficulty[result.difficulty["epoch"] == 2]
+    assert generate(tuned, requests, max_new_tokens=32) == last["generated"].tolist()
+
+
+def test_batched_generation_equals_one_at_a_time(tuned, requests):
+    batched = generate(tuned, requests, max_new_tokens=32, batch_size=8)
+    single = [generate(tuned, [r], max_new_tokens=32, batch_size=1)[0] for r in requests]
+    assert batched == single
+    assert all(text.startswith("<think>") and text.endswith("</answer>") for text in batched)
+
+
+def test_image_feature_cache_gives_the_same_answers(tuned, requests):
+    plain = generate(tuned, requests, max_new_tokens=32, batch_size=4)
+    cache = ImageFeatureCache(tuned)
+    cached = generate_with_image_cache(tuned, requests, max_new_tokens=32, batch_size=4, cache=cache)
+    assert cached == plain
+    assert len(cache) == 5  # 4 distinct test images + the shared example, each encoded once
