@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import Definitions, load_asset_checks_from_package_module, load_assets_from_package_module
 
 import assets
@@ -11,6 +13,7 @@ from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
 from resources.settings import data_root, storage_dir
+from resources.vlm import VisionLanguageModel
 
 
 def build_resources() -> dict[str, object]:
@@ -21,6 +24,7 @@ def build_resources() -> dict[str, object]:
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
         "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
         "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
+        "vlm": VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=storage),
     }
 
 
