@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, load_asset_checks_from_package_module, load_assets_from_package_module
+from dagster import (
+    Definitions,
+    PipesSubprocessClient,
+    load_asset_checks_from_package_module,
+    load_assets_from_package_module,
+)
 
 import assets
 from pipelines.jobs import JOBS
@@ -24,6 +29,7 @@ def build_resources() -> dict[str, object]:
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
         "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
         "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
+        "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
         "vlm": VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=storage),
     }
 
