@@ -37,7 +37,8 @@ def _generated_tree(storage: Path, scenario: str = "pushpins") -> Path:
 def _add_labelled_images(category: Path, first: int, n: int) -> None:
     """New logical-anomaly images, each with its mask folder, as a user would drop them in."""
     for i in range(first, first + n):
-        Image.fromarray(np.full((8, 12, 3), 90, dtype=np.uint8)).save(category / "test/logical_anomalies" / f"{i:03d}.png")
+        image = Image.fromarray(np.full((8, 12, 3), 90, dtype=np.uint8))
+        image.save(category / "test/logical_anomalies" / f"{i:03d}.png")
         mask_dir = category / "ground_truth/logical_anomalies" / f"{i:03d}"
         mask_dir.mkdir(parents=True)
         Image.fromarray(np.full((8, 12), 255, dtype=np.uint8)).save(mask_dir / "000.png")
