@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, DagsterRunStatus
@@ -26,8 +27,6 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInsta
 from tests.loco_tree import TreeSpec, build_tree
 
 pytestmark = pytest.mark.postgres
-
-psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is part of the 'deploy' extra")
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "logicls"
