@@ -101,7 +101,8 @@ def test_every_job_runs_on_the_k8s_executor_with_valid_config() -> None:
 def test_gpu_tagged_steps_get_gpu_pods() -> None:
     defs = _with_gpu_stage()
     configs = gpu_step_configs(defs)
-    assert configs == {"gpu_stage": gpu_pod_config(2)}
+    assert configs["gpu_stage"] == gpu_pod_config(2)
+    assert "loco_fc_split" not in configs
     job = defs.resolve_job_def("full_pipeline")
     step_ops = {node.name for node in job.graph.nodes}
     assert {"loco_fc_split", "gpu_stage"} <= step_ops
@@ -120,12 +121,12 @@ def test_gpu_tagged_steps_get_gpu_pods() -> None:
         ).spec.template.spec
         resources = pod.containers[0].resources
         limits = (resources.limits if resources else None) or {}
-        if op == "gpu_stage":
-            assert limits == {"nvidia.com/gpu": "2"}
-            assert [t.key for t in pod.tolerations] == ["nvidia.com/gpu"]
-            assert [m.mount_path for m in pod.containers[0].volume_mounts] == ["/dev/shm"]
-        else:
-            assert "nvidia.com/gpu" not in limits
+        if op not in configs:
+            assert "nvidia.com/gpu" not in limits, op
+            continue
+        assert limits == {"nvidia.com/gpu": "2" if op == "gpu_stage" else "1"}, op
+        assert [t.key for t in pod.tolerations] == ["nvidia.com/gpu"]
+        assert [m.mount_path for m in pod.containers[0].volume_mounts] == ["/dev/shm"]
 
 
 def test_every_gpu_tagged_asset_of_the_project_has_a_gpu_pod() -> None:

@@ -3,6 +3,7 @@
 import pytest
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     Config,
     DataVersion,
     DefaultScheduleStatus,
@@ -118,7 +119,8 @@ def test_project_schedule_skips_after_a_split_with_unchanged_code(tmp_path, monk
     monkeypatch.setenv("LOGICLS_STORAGE", str(tmp_path / "storage"))
     defs = build_definitions()
     job = defs.resolve_job_def("refresh_from_split")
-    assert job.execute_in_process(partition_key="pushpins", instance=instance).success
+    split_only = [AssetKey("loco_fc_split")]  # the later stages need models this test does not bring
+    assert job.execute_in_process(partition_key="pushpins", instance=instance, asset_selection=split_only).success
     schedule = defs.resolve_schedule_def("retrain_refresh_from_split")
     context = build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
     assert schedule.evaluate_tick(context).run_requests == []
