@@ -12,7 +12,9 @@ from dagster import (
 )
 
 import assets
-from pipelines.jobs import JOBS
+from pipelines.jobs import JOBS, refresh_from_split
+from pipelines.schedules import build_retrain_schedule
+from pipelines.sensors import build_new_data_sensor
 from resources.grounding import Grounder
 from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
@@ -40,6 +42,8 @@ def build_definitions() -> Definitions:
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
         jobs=JOBS,
+        schedules=[build_retrain_schedule(refresh_from_split.name)],
+        sensors=[build_new_data_sensor(refresh_from_split.name)],
         resources=build_resources(),
     )
 

@@ -11,4 +11,11 @@ full_pipeline = define_asset_job(
     "fine-tuning, evaluation.",
 )
 
-JOBS = [full_pipeline]
+refresh_from_split = define_asset_job(
+    "refresh_from_split",
+    selection=AssetSelection.assets("loco_fc_split").downstream(),
+    description="Re-split one scenario and re-materialize everything downstream of the split; the "
+    "new-data sensor requests it when labelled images are added.",
+)
+
+JOBS = [full_pipeline, refresh_from_split]
