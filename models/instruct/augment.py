@@ -404,7 +404,7 @@ class AugmentRun:
     """The ``augmented_images`` table, a few before/after pairs, and why edits were rejected."""
 
     table: pd.DataFrame
-    examples: list[tuple[np.ndarray, Augmentation]]
+    examples: list[tuple[Parent, Augmentation]]
     rejected: Counter[str]
 
 
@@ -437,7 +437,7 @@ def augment_split(
             write_png(path, aug.image)
             rows.append(_row(spec.scenario, aug, path))
             if aug.kind in CUT_PASTE and aug.labels != aug.parent_labels and len(examples) < n_examples:
-                examples.append((image, aug))
+                examples.append((parent, aug))
     return AugmentRun(pd.DataFrame(rows, columns=AUGMENT_COLUMNS), examples, rejected)
 
 
