@@ -180,7 +180,13 @@ def cut_paste(
     candidates = [i for i, o in enumerate(parent.objects) if o.label in editable]
     if not candidates:
         raise Rejected("no editable object")
-    index = int(rng.choice(candidates))
+    return edit_object(spec, parent, int(rng.choice(candidates)), kind, config, rng)
+
+
+def edit_object(
+    spec: ScenarioSpec, parent: Parent, index: int, kind: str, config: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, list[ImageObject], dict[str, Any]]:
+    """Paste a copy of, remove, or move the object ``index`` (raises :class:`Rejected` when no place fits)."""
     obj = parent.objects[index]
     mask = obj.mask()
     around = surroundings(spec, parent, index, mask, config.gap)
