@@ -177,9 +177,12 @@ def cut_paste(
 ) -> tuple[np.ndarray, list[ImageObject], dict[str, Any]]:
     """One paste/remove/move edit of a random editable object: image, objects, edit description."""
     editable = editable_labels(spec)
-    candidates = [i for i, o in enumerate(parent.objects) if o.label in editable]
-    if not candidates:
+    labels = sorted({o.label for o in parent.objects if o.label in editable})
+    if not labels:
         raise Rejected("no editable object")
+    # The kind first, then an instance: a box of many toppings and three fruit edits fruit as often.
+    label = labels[int(rng.integers(len(labels)))]
+    candidates = [i for i, o in enumerate(parent.objects) if o.label == label]
     return edit_object(spec, parent, int(rng.choice(candidates)), kind, config, rng)
 
 
@@ -507,16 +510,18 @@ def h_disagreements(spec: ScenarioSpec, table: pd.DataFrame) -> list[str]:
 def reground_agreement(
     spec: ScenarioSpec, table: pd.DataFrame, grounded: Mapping[str, list[ImageObject]]
 ) -> pd.DataFrame:
-    """Per cut-paste image: do the edited subqueries, measured on objects grounded again, equal the
-    recorded answers, and does the edited object's count match? (``grounded``: aug_id → objects)."""
+    """Per cut-paste image: do the subqueries of the edited object, measured on objects grounded again,
+    equal the recorded answers (those measured on the edited objects; an answer that came from the
+    labels is not compared), and does the edited object's count match? (``grounded``: aug_id → objects)."""
     editable = editable_labels(spec)
     rows = []
     for row in table[table["kind"].isin(CUT_PASTE)].itertuples(index=False):
         found = grounded.get(row.aug_id, [])
-        recorded = json.loads(row.answers)
+        recorded, edited = json.loads(row.answers), objects_from_json(row.objects)
         measured = measure(spec, found)
-        sids = editable.get(row.edited_label, ())
-        expected = sum(o.label == row.edited_label for o in objects_from_json(row.objects))
+        # Only what was measured on the edited objects: an answer the labels gave stays unchecked.
+        sids = [sid for sid in editable.get(row.edited_label, ()) if sid in measure(spec, edited)]
+        expected = sum(o.label == row.edited_label for o in edited)
         rows.append({
             "aug_id": row.aug_id,
             "kind": row.kind,

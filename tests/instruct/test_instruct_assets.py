@@ -33,9 +33,10 @@ def resources(tmp_path, monkeypatch) -> dict:
     }
 
 
-def _run(resources: dict, config: dict | None = None):
+def _run(resources: dict, config: dict | None = None, selection: list | None = None):
     run_config = {"ops": {"augmented_images": {"config": config or {}}}}
-    return materialize(ASSETS, partition_key="pushpins", resources=resources, run_config=run_config)
+    return materialize(ASSETS, partition_key="pushpins", resources=resources, run_config=run_config,
+                       selection=selection)
 
 
 def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path) -> None:
@@ -73,10 +74,10 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
 
 
 def test_fewer_augmentations_remove_stale_images(resources, tmp_path) -> None:
-    assert _run(resources).success
+    assert _run(resources, selection=ASSETS[:4]).success
     folder = tmp_path / "storage/augmented_images/pushpins"
     assert list(folder.glob("*-noise0.png"))
-    assert _run(resources, {"noise": 0, "style": 0, "move": 0, "remove": 0}).success
+    assert _run(resources, {"noise": 0, "style": 0, "move": 0, "remove": 0}, selection=[augmented_images]).success
     assert not list(folder.glob("*-noise0.png")) and list(folder.glob("*-paste0.png"))
     table = pd.read_parquet(tmp_path / "storage/augmented_images/pushpins.parquet")
     assert {p.name for p in folder.iterdir()} == {p.split("/")[-1] for p in table["image_path"]}
