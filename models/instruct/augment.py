@@ -3,9 +3,10 @@
 For counting and direction subqueries the paper cuts and pastes masked objects with Poisson image
 editing and updates the labels; for the other types it adds noise and transfers style. Here:
 
-* **paste** an extra instance of a grounded object (count + 1), **remove** one by inpainting
-  (count − 1), **move** one to another free place (positions change), placed by
-  :mod:`models.instruct.cutpaste` so that it stays on its surface and apart from other objects;
+* **paste** an extra instance of a grounded object (count + 1), **remove** one (covered with a
+  patch of the surface it lies on, count − 1), **move** one to another free place (positions
+  change), placed by :mod:`models.instruct.cutpaste` so that it stays on its surface (a pin in a
+  compartment of its box, a washer in its bag) and apart from other objects;
 * the edited image's answers are the parent's true answers with every measurable subquery
   measured again on the edited objects (:func:`models.spec.measure`), and its labels are
   ``h`` of those answers. An edit is kept only when that is trustworthy:

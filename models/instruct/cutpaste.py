@@ -4,12 +4,13 @@ Cut-paste must leave an image whose new object count is *visible*: a pasted push
 wholly on the floor of a compartment (not on a wall, not touching another pin), a pasted washer
 inside the bag. Placement therefore looks at the pixels, not only at the boxes:
 
-* the **surface** an object lies on is found from its surroundings: the image is cut into regions
-  of smooth colour by its edges, and the regions that look like the ring of pixels just around
-  the object are the surface. Without a container object, only the regions that touch that ring
-  count (so a fruit stays in its compartment of the box, a washer in its bag); inside a container
-  object of the spec (the pushpin box, the cereals that toppings lie on) every such region of the
-  container counts, so a pin can go to another compartment but never onto a separator;
+* the **surface** an object lies on is found from the ring of pixels just around it. Without a
+  container object, the image is cut into regions of smooth colour by its edges and the regions
+  that make up that ring and look like it are the surface (so a fruit stays in its compartment of
+  the box, a washer in its bag). Inside a container object of the spec (the pushpin box, the
+  cereals that toppings lie on) every container pixel of the ring's colour is surface, with specks
+  of texture smaller than a quarter of the object (cereal grain) forgiven, so a pin can go to
+  another compartment but never onto a separator;
 * a **placement** is a position where the object's whole footprint lies on free surface, i.e.
   surface at least ``gap`` pixels away from every other object; positions are found for all
   offsets at once by correlating the footprint with the blocked map.
@@ -28,13 +29,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Edge threshold on the Sobel magnitude of the blurred Lab image: region borders in generated and
-# real scenes are far above it, sensor noise after the blur far below.
+# Edge threshold on the Sobel magnitude of the blurred Lab image: borders between surfaces (a
+# compartment's floor and the box's rim) are far above it, sensor noise after the blur far below.
 EDGE_THRESHOLD = 24.0
-# A region is the same surface as the object's ring when its median Lab colour is this close.
+# A region (or pixel) is the same surface as the object's ring when its Lab colour is this close.
 SURFACE_TOLERANCE = 14.0
-# A region counts as inside a container when this share of its pixels lies in the container's mask.
-INSIDE_SHARE = 0.8
 # Pixels of the object's surroundings cloned with it. ``seamlessClone`` erodes the clone mask by
 # 3 pixels before taking the source's gradients, so a smaller margin would lose the object's own
 # outline and leave a washed-out ghost; with 6 the seam lies on background.
