@@ -163,7 +163,7 @@ def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConf
     context.log.info(f"{len(table)} augmented images from {len(train)} training images: {kinds.to_dict()}")
     yield Output(
         table,
-        data_version=frame_data_version(table.drop(columns=["image_path"])),
+        data_version=frame_data_version(table),
         metadata={
             "images_dir": MetadataValue.path(str(out_dir)),
             "training_images": len(train),
