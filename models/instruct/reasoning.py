@@ -190,7 +190,7 @@ def counted(spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence[ImageObject
     if base is None:
         return []
     out = []
-    for obj in objects:
+    for obj in sorted(objects, key=lambda o: (o.centroid[0], o.centroid[1])):  # cited left to right
         if obj.label in sub.objects and obj.label not in _containers(spec, sub):
             value = _total(measure(spec, [*context, obj]).get(sub.id))
             if value is not None and value - base == 1:

@@ -204,3 +204,10 @@ def test_every_subquery_gets_a_reasoning_that_ends_in_its_answer(scenario: str) 
             assert tuple(map(int, cited)) in boxes  # only grounded boxes are cited
         for x, y in re.findall(r"\((\d+), (\d+)\)", text):
             assert 0 <= int(x) < width and 0 <= int(y) < height
+
+
+def test_boxes_are_cited_from_left_to_right(tmp_path) -> None:
+    table, _ = _build("pushpins", tmp_path)
+    for think_text in table.loc[table["subquery_id"] == "row_1", "think"]:
+        lefts = [int(m[0]) for m in BOX.findall(think_text)[1:]]  # after the box itself
+        assert lefts == sorted(lefts)
