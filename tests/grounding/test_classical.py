@@ -1,0 +1,158 @@
+"""The classical backend on small generated sets: box quality, counts, attributes, schema, scale, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.grounding import (
+    ALL_LABELS,
+    GROUNDING_COLUMNS,
+    GroundingConfig,
+    ObjectQuery,
+    available_backends,
+    build_backend,
+    ground_images,
+    queries_from_spec,
+)
+from models.grounding.classical import ATTRIBUTES, ClassicalBackend, UnsupportedObjectsError
+from models.grounding.evaluate import GeneratedEvaluation, evaluate_generated, loco_fc_images
+from models.objects import rle_decode
+from models.spec import load_specs
+from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+
+TARGET = 0.9
+# One image per logical class and multi combo, a few normal ones: ~90 images, a few seconds to make.
+SMALL = GeneratorConfig(train_good=2, validation_good=0, test_good=2, per_logical_class=1, per_multi_combo=1,
+                        structural=0)
+# Normal scenes at twice the default size (four times the pixels).
+LARGE = GeneratorConfig(scale=0.5, seed=5, train_good=2, validation_good=0, test_good=1, per_logical_class=0,
+                        per_multi_combo=0, structural=0)
+SPECS = load_specs(None)
+
+
+@pytest.fixture(scope="module")
+def backend() -> ClassicalBackend:
+    backend = build_backend(GroundingConfig(backend="classical"))
+    assert isinstance(backend, ClassicalBackend)
+    return backend
+
+
+def _generated(tmp_path_factory: pytest.TempPathFactory, config: GeneratorConfig, name: str) -> Path:
+    out = tmp_path_factory.mktemp(name)
+    for category in CATEGORIES:
+        ensure_generated(category, out, config)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _generated(tmp_path_factory, SMALL, "classical_small")
+
+
+@pytest.fixture(scope="module")
+def evaluations(backend: ClassicalBackend, small_set: Path) -> dict[str, GeneratedEvaluation]:
+    return {c: evaluate_generated(backend, small_set, c, queries_from_spec(SPECS[c]), ATTRIBUTES) for c in CATEGORIES}
+
+
+def assert_acceptance(evaluation: GeneratedEvaluation) -> None:
+    """Precision and recall ≥ 0.9 for every label, and every count right on ≥ 90 % of normal images."""
+    quality = evaluation.quality
+    labels = quality[quality["label"] != ALL_LABELS]
+    assert set(labels["label"]) == {o.name for o in SPECS[evaluation.scenario].objects}
+    low = labels[(labels["precision"] < TARGET) | (labels["recall"] < TARGET)]
+    assert low.empty, low.to_string()
+    assert evaluation.normal_counts_right() >= TARGET, quality.to_string()
+
+
+@pytest.mark.parametrize("scenario", CATEGORIES)
+def test_precision_recall_and_counts(evaluations: dict[str, GeneratedEvaluation], scenario: str) -> None:
+    assert_acceptance(evaluations[scenario])
+
+
+@pytest.mark.parametrize(
+    ("scenario", "label", "attribute"),
+    [("screw_bag", "screw", "length_class"), ("splicing_connectors", "connector", "clamps"),
+     ("splicing_connectors", "connector", "side"), ("splicing_connectors", "cable", "colour")],
+)
+def test_attributes_are_right(
+    evaluations: dict[str, GeneratedEvaluation], scenario: str, label: str, attribute: str
+) -> None:
+    table = evaluations[scenario].attributes.set_index(["label", "attribute"])
+    row = table.loc[(label, attribute)]
+    assert row["n_matched"] > 0
+    assert row["accuracy"] >= TARGET, table.to_string()
+
+
+def test_every_length_class_is_seen(evaluations: dict[str, GeneratedEvaluation]) -> None:
+    screws = evaluations["screw_bag"].objects.query("label == 'screw'")
+    classes = {json.loads(a)["length_class"] for a in screws["attributes"]}
+    assert classes == {"very short", "too short", "short", "long", "too long"}
+
+
+def test_grounding_table_schema(backend: ClassicalBackend, small_set: Path, tmp_path: Path) -> None:
+    images = loco_fc_images(small_set, "splicing_connectors").head(4)
+    items = list(zip(images["image_id"], images["image_path"], strict=True))
+    queries = queries_from_spec(SPECS["splicing_connectors"])
+    run = ground_images(backend, items, queries, cache_dir=tmp_path, progress=False)
+    table = run.objects
+    assert list(table.columns) == GROUNDING_COLUMNS
+    assert set(table["backend"]) == {"classical"}
+    assert set(table["label"]) <= {"connector", "cable"}
+    assert set(run.images["status"]) == {"grounded"}
+    for row in table.itertuples():
+        mask = rle_decode(row.mask_rle)
+        assert mask.shape == (row.height, row.width)
+        assert mask.sum() == row.area
+        ys, xs = np.nonzero(mask)
+        assert list(row.bbox) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        assert 0 < row.score <= 1
+    again = ground_images(backend, items, queries, cache_dir=tmp_path, progress=False)
+    assert set(again.images["status"]) == {"cached"}
+    pd.testing.assert_frame_equal(again.objects, table)
+
+
+def test_fingerprint_lists_only_its_own_settings() -> None:
+    plain = build_backend(GroundingConfig(backend="classical"))
+    other = GroundingConfig(backend="classical", sam_model_type="vit_b", clip_model="ViT-B-32", points_per_side=8,
+                            min_score=0.5, prompt_templates=("{}",), device="cpu")
+    assert set(plain.fingerprint()) == {"backend", "version", "recipe_version"}
+    assert build_backend(other).cache_key() == plain.cache_key()
+    assert "classical" in available_backends()
+
+
+def test_works_at_scale_half(backend: ClassicalBackend, tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = _generated(tmp_path_factory, LARGE, "classical_large")
+    for scenario in CATEGORIES:
+        evaluation = evaluate_generated(backend, out, scenario, queries_from_spec(SPECS[scenario]), ATTRIBUTES)
+        assert_acceptance(evaluation)
+        assert (evaluation.attributes["accuracy"] >= TARGET).all(), evaluation.attributes.to_string()
+
+
+def test_subset_of_a_vocabulary_keeps_only_those_labels(backend: ClassicalBackend, small_set: Path) -> None:
+    path = loco_fc_images(small_set, "screw_bag")["image_path"].iloc[0]
+    image = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    objects = backend.ground(image, [ObjectQuery("washer")])
+    assert objects and {o.label for o in objects} == {"washer"}
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [(["pushpin", "widget"], "no recipe for the objects ['widget']"),
+     (["pushpin", "screw"], "belong to different scenarios")],
+)
+def test_unknown_objects_are_a_clear_error(
+    backend: ClassicalBackend, tmp_path: Path, names: list[str], message: str
+) -> None:
+    queries = [ObjectQuery(n) for n in names]
+    with pytest.raises(UnsupportedObjectsError, match="clip_sam") as error:
+        backend.ground(np.zeros((32, 32, 3), np.uint8), queries)
+    assert message in str(error.value)
+    missing = tmp_path / "never_read.png"
+    with pytest.raises(UnsupportedObjectsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ground_images(backend, [("x/train/good/000", missing)], queries, progress=False)
