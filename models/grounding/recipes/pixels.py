@@ -69,7 +69,7 @@ class Pixels:
 
 
 def kernel(radius: int) -> np.ndarray:
-    """A disc-shaped structuring element of ``radius`` pixels (at least a 3×3 cross-free square)."""
+    """A disc-shaped structuring element of ``radius`` pixels (at least 1)."""
     size = 2 * max(1, radius) + 1
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
@@ -77,11 +77,6 @@ def kernel(radius: int) -> np.ndarray:
 def opened(mask: np.ndarray, radius: int) -> np.ndarray:
     """Remove specks and strips thinner than about ``2 * radius`` pixels."""
     return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel(radius)).astype(bool)
-
-
-def closed(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Bridge gaps and pits narrower than about ``2 * radius`` pixels."""
-    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, kernel(radius)).astype(bool)
 
 
 def eroded(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Nuts and washers are the saturated blobs; brass is yellower than copper, so a blob's median hue
 names its kind, and the shape confirms it where the hue is ambiguous (a ring fills its enclosing
-circle, a hexagon only about 83 % of it). Screws are pale, nearly grey and much brighter than the
+circle, a hexagon only about 80 % of it). Screws are pale, nearly grey and much brighter than the
 bag: hysteresis on brightness relative to the bag's own level (a blob of fairly bright pixels
 counts when it holds clearly bright ones) keeps the bag's lighter seal out while keeping the
 screws' darker borders in. A screw's length is its rotated bounding rectangle's long side, judged
@@ -27,7 +27,7 @@ SCREW_WIDTH = 0.2 * LONG_SCREW  # head width
 LENGTH_CLASSES = (("very short", 0.42), ("too short", 0.57), ("short", 0.81), ("long", 1.14), ("too long", np.inf))
 NUT_MIN_HUE = 22  # full-range hue: brass nuts 26–34, copper washers 9–18
 HUE_MARGIN = 3  # within this of NUT_MIN_HUE the shape decides
-RING_FILL = 0.915  # filled area / enclosing circle: ring ≈ 1.0, hexagon ≈ 0.83
+RING_FILL = 0.87  # filled area / enclosing circle: a ring 0.89–0.98, a hexagon 0.73–0.83 (radius ≥ 8 px)
 SCREW_LOW, SCREW_HIGH = 1.3, 1.55  # brightness relative to the bag's median for a screw's border / core
 
 

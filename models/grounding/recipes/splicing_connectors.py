@@ -3,8 +3,8 @@
 Connectors are the bright, nearly grey blobs with their holes filled; the holes are the clamps'
 dark levers and ports, and each lever is a large hole, so the large holes count the clamps. A
 connector's side is the image half its centre lies in. Cables are the strongly saturated blobs,
-one object per blob (a cut cable's two pieces are two objects, as annotated); a blob's median hue
-names its colour.
+one object per blob (a cut cable's two pieces are two objects, as annotated); the cable colour
+nearest to a blob's mean hue (on the hue circle, since red sits at both ends) names its colour.
 """
 
 from __future__ import annotations
@@ -50,7 +50,13 @@ def _cables(pixels: Pixels) -> list[ImageObject]:
 
 
 def _colour_name(hues: np.ndarray) -> str:
-    """The cable colour whose hue is nearest (on the hue circle) to the blob's circular mean hue."""
+    """The cable colour whose hue is nearest to the blob's circular mean hue."""
     angles = hues.astype(np.float64) * (2 * np.pi / 256)
-    mean = np.arctan2(np.sin(angles).mean(), np.cos(angles).mean()) % (2 * np.pi) * 256 / (2 * np.pi)
-    return min(CABLE_HUES, key=lambda name: min(abs(mean - CABLE_HUES[name]), 256 - abs(mean - CABLE_HUES[name])))
+    mean = np.arctan2(np.sin(angles).mean(), np.cos(angles).mean()) * 256 / (2 * np.pi)
+    return min(CABLE_HUES, key=lambda name: _hue_distance(mean, CABLE_HUES[name]))
+
+
+def _hue_distance(a: float, b: float) -> float:
+    """Distance of two full-range hues on the hue circle (0–128)."""
+    d = abs(a - b) % 256
+    return min(d, 256 - d)
