@@ -3,8 +3,9 @@
 Every kind has its own colour on the near-white box: nectarines crimson, tangerines a deep
 saturated orange, cereals a duller light brown, banana chips pale yellow and brighter than the
 cereals, almonds a dark brown, darker than any cereal grain. Each kind is one colour test, and
-size bounds drop specks of the cereals' grain. The cereal heap's blob has its holes filled, so the
-toppings lying on it belong to it, as the annotations want.
+size bounds drop specks of the cereals' grain. Brightness tests split cereals from chips and
+almonds, so the image is first relit to a fixed brightness of the white box. The cereal heap's
+blob has its holes filled, so the toppings lying on it belong to it, as the annotations want.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ REAL_HEIGHT = 1280.0  # MVTec LOCO AD breakfast_box images are 1280 pixels high
 FRUIT_RADIUS = 124.0  # the smaller fruit (a tangerine), real pixels
 CHIP_RADIUS = 34.0
 ALMOND_AXES = (30.0, 17.0)
+BOX_WHITE = 224.0  # median brightness of the white box and its floor under the generator's mean lighting
 CEREAL_SHARE = 0.02  # the thinnest heap (underflow) covers about 4.5 % of the image
 
 
 def segment(pixels: Pixels) -> list[ImageObject]:
     """Nectarines, tangerines, the cereal heap, banana chips and almonds."""
+    _, saturation, value = pixels.hsv
+    pixels = pixels.relit((saturation < 40) & (value >= 100), BOX_WHITE)
     colours = _colours(pixels)
     fruit = math.pi * pixels.px(FRUIT_RADIUS) ** 2
     chip = math.pi * pixels.px(CHIP_RADIUS) ** 2

@@ -1,9 +1,10 @@
 """juice_bottle: a glass bottle on a black table, juice inside, a fruit label and a text label on it.
 
 * bottle: everything clearly brighter than the table (measured at the image border), holes filled.
-* labels: near-white pixels of neutral or bluish tint (the banana juice's highlight is as bright but
-  yellow), one blob per label; a label is a (possibly tilted) rectangle, so its mask is the blob's
-  convex hull, which also covers an icon that touches the label's edge. Which label is which is
+* labels: light pixels of neutral or bluish tint (the banana juice's highlight is as bright but
+  yellow) inside the glass wall (as light, but only a thin band around the bottle's inside), one
+  blob per label; a label is a (possibly tilted) rectangle, so its mask is the blob's convex hull,
+  which also covers an icon that touches the label's edge. Which label is which is
   read from its content, never from its place (swapped labels exist): dark strokes make a text
   label, a colourful picture a fruit label; a blank label goes by its paper (the text label's is
   bluish, the fruit label's white).
@@ -31,6 +32,10 @@ from models.objects import ImageObject
 REAL_HEIGHT = 1600.0  # MVTec LOCO AD juice_bottle images are 1600 pixels high
 LABEL_SIZE = (275.0, 150.0)  # the smaller (text) label, real pixels
 JUICE_HUE = (235, 45)  # full-range hue band through red: cherry, orange and banana juice
+# Lab L* (8 bit): label paper 205–250, the reflection on the glass about 113 (the juices are tinted),
+# so labels are found from 0.75 to 1.3 times the generator's mean lighting.
+PAPER_LIGHTNESS = 150
+GLASS_WALL = 12.0  # width of the glass around the bottle's inside, real pixels
 TEXT_BLUE = 124  # Lab b* below which blank label paper is the text label's bluish one
 
 
@@ -56,21 +61,23 @@ def _bottle(pixels: Pixels) -> np.ndarray | None:
 
 def _label_colour(pixels: Pixels) -> np.ndarray:
     lightness, a, b = pixels.lab
-    return (lightness >= 190) & (np.abs(a.astype(np.int16) - 128) <= 12) & (b <= 140)
+    return (lightness >= PAPER_LIGHTNESS) & (np.abs(a.astype(np.int16) - 128) <= 12) & (b <= 140)
 
 
 def _labels(pixels: Pixels, bottle: np.ndarray) -> list[np.ndarray]:
-    paper = opened(_label_colour(pixels) & bottle, 1)
+    """Label masks: blobs of paper inside the glass wall (which is as light), as convex hulls."""
+    paper = _label_colour(pixels) & eroded(bottle, max(2, round(pixels.px(GLASS_WALL))))
     least = 0.3 * pixels.area(LABEL_SIZE[0] * LABEL_SIZE[1])
-    return [convex_hull(m) for m in blobs(paper, least, 4 * least / 0.3)]
+    return [convex_hull(m) for m in blobs(opened(paper, 1), least, 4 * least / 0.3)]
 
 
 def _content(pixels: Pixels, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dark strokes and colourful picture pixels well inside a label."""
+    """Dark strokes (much darker than the paper, greyish blue) and vivid picture pixels inside a label."""
     _, saturation, value = pixels.hsv
     inner = eroded(label, 1)
-    picture = inner & (saturation >= 100) & (value >= 90)
-    strokes = inner & (value < 110) & ~picture
+    paper = float(np.median(value[inner])) if inner.any() else 255.0
+    picture = inner & (saturation >= 130) & (value >= 0.4 * paper)
+    strokes = inner & (value < 0.6 * paper) & ~picture
     return strokes, picture
 
 

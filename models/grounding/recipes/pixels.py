@@ -62,6 +62,17 @@ class Pixels:
         hue = self.hsv[0]
         return (hue >= lo) & (hue <= hi) if lo <= hi else (hue >= lo) | (hue <= hi)
 
+    def relit(self, reference: np.ndarray, level: float) -> Pixels:
+        """This image with its gain undone: scaled so the median brightness of ``reference`` is ``level``.
+
+        ``reference`` is a surface of known colour (e.g. a white box); thresholds on brightness
+        then hold under lighting brighter or darker than the generator's.
+        """
+        measured = float(np.median(self.hsv[2][reference])) if reference.any() else level
+        gain = level / max(measured, 1.0)
+        rgb = cv2.convertScaleAbs(self.rgb, alpha=gain)  # saturates at 255 like a camera
+        return Pixels(rgb, self.real_height)
+
     def border_level(self, channel: np.ndarray) -> float:
         """Median of a channel over the image's outermost rows and columns (the background there)."""
         edges = np.concatenate([channel[0], channel[-1], channel[:, 0], channel[:, -1]])

@@ -1,6 +1,7 @@
 """splicing_connectors: light grey connectors joined by a yellow, blue or red cable on a dark table.
 
-Connectors are the bright, nearly grey blobs with their holes filled; the holes are the clamps'
+Connectors are the bright, nearly grey blobs (bright relative to the housings' own level) with
+their holes filled; the holes are the clamps'
 dark levers and ports, and each lever is a large hole, so the large holes count the clamps. A
 connector's side is the image half its centre lies in. Cables are the strongly saturated blobs,
 one object per blob (a cut cable's two pieces are two objects, as annotated); the cable colour
@@ -17,6 +18,7 @@ from models.objects import ImageObject
 REAL_HEIGHT = 850.0  # MVTec LOCO AD splicing_connectors images are 850 pixels high
 HOUSING_WIDTH, CLAMP_PITCH, CABLE_WIDTH = 230.0, 92.0, 32.0  # real pixels
 LEVER_AREA = 0.47 * HOUSING_WIDTH * 0.62 * CLAMP_PITCH  # a port is under a quarter of this
+LEVER_SPLIT = 0.7  # levers are 0.54 as bright as the housing, the housing's shaded rim over 0.8
 CABLE_HUES = {"yellow": 35, "blue": 156, "red": 254}  # full-range hue of each cable colour
 
 
@@ -25,9 +27,18 @@ def segment(pixels: Pixels) -> list[ImageObject]:
     return _connectors(pixels) + _cables(pixels)
 
 
-def _connectors(pixels: Pixels) -> list[ImageObject]:
+def _housing_colour(pixels: Pixels) -> np.ndarray:
+    """Nearly grey pixels at least ``LEVER_SPLIT`` as bright as the housings (levers and table are darker)."""
     _, saturation, value = pixels.hsv
-    housing = (value >= 130) & (saturation < 70)
+    grey = saturation < 70
+    light = grey & (value >= 2 * pixels.border_level(value))
+    if not light.any():
+        return light
+    return grey & (value >= LEVER_SPLIT * np.percentile(value[light], 90))
+
+
+def _connectors(pixels: Pixels) -> list[ImageObject]:
+    housing = _housing_colour(pixels)
     least = 0.5 * pixels.area(HOUSING_WIDTH * (2 * CLAMP_PITCH))
     width = pixels.shape[1]
     objects = []
