@@ -59,6 +59,7 @@ def _colours(pixels: Pixels) -> dict[str, np.ndarray]:
 
 
 def _cereals(pixels: Pixels, colours: dict[str, np.ndarray]) -> list[ImageObject]:
+    """The largest blob of cereal and topping pixels, holes filled; toppings on the bare floor make none."""
     heap = colours["cereals"] | colours["banana chip"] | colours["almond"]
     found = blobs(heap, CEREAL_SHARE * heap.size)
     return [make_object(fill_holes(m), "cereals", heap) for m in found[:1]]

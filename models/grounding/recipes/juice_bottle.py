@@ -53,6 +53,7 @@ def segment(pixels: Pixels) -> list[ImageObject]:
 
 
 def _bottle(pixels: Pixels) -> np.ndarray | None:
+    """The largest blob clearly brighter than the table, holes filled (None: no bottle)."""
     value = pixels.hsv[2]
     table = pixels.border_level(value)
     found = blobs(value >= max(1.7 * table, table + 15), 0.05 * value.size)
@@ -60,6 +61,7 @@ def _bottle(pixels: Pixels) -> np.ndarray | None:
 
 
 def _label_colour(pixels: Pixels) -> np.ndarray:
+    """Light paper of neutral or bluish tint: not the yellow, orange or red juices and reflections."""
     lightness, a, b = pixels.lab
     return (lightness >= PAPER_LIGHTNESS) & (np.abs(a.astype(np.int16) - 128) <= 12) & (b <= 140)
 
@@ -67,8 +69,8 @@ def _label_colour(pixels: Pixels) -> np.ndarray:
 def _labels(pixels: Pixels, bottle: np.ndarray) -> list[np.ndarray]:
     """Label masks: blobs of paper inside the glass wall (which is as light), as convex hulls."""
     paper = _label_colour(pixels) & eroded(bottle, max(2, round(pixels.px(GLASS_WALL))))
-    least = 0.3 * pixels.area(LABEL_SIZE[0] * LABEL_SIZE[1])
-    return [convex_hull(m) for m in blobs(opened(paper, 1), least, 4 * least / 0.3)]
+    area = pixels.area(LABEL_SIZE[0] * LABEL_SIZE[1])
+    return [convex_hull(m) for m in blobs(opened(paper, 1), 0.3 * area, 4 * area)]
 
 
 def _content(pixels: Pixels, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,16 +90,14 @@ def _label_objects(pixels: Pixels, label: np.ndarray) -> list[ImageObject]:
     n_strokes, n_picture = int(strokes.sum()), int(picture.sum())
     if n_strokes > n_picture:
         return [make_object(label, "text label", paper | strokes)]
-    if n_picture == 0:
+    if n_picture < 0.02 * label.sum():  # blank: a fruit label without its icon, or a text label without text
         bluish = float(np.median(pixels.lab[2][label])) < TEXT_BLUE
         return [make_object(label, "text label" if bluish else "fruit label", paper)]
-    objects = [make_object(label, "fruit label", paper | picture)]
-    if n_picture >= 0.02 * label.sum():
-        objects.append(make_object(picture, "fruit icon", picture))
-    return objects
+    return [make_object(label, "fruit label", paper | picture), make_object(picture, "fruit icon", picture)]
 
 
 def _juice(pixels: Pixels, bottle: np.ndarray, labels: list[np.ndarray]) -> list[ImageObject]:
+    """The juice below its surface, labels included (they lie on it); none in an empty bottle."""
     _, saturation, value = pixels.hsv
     covered = np.zeros(bottle.shape, bool)
     for label in labels:

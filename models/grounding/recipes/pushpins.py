@@ -23,23 +23,24 @@ PIN_MIN_SATURATION = 120  # the grey floor and walls stay below 40
 
 def segment(pixels: Pixels) -> list[ImageObject]:
     """The box and every pushpin."""
-    objects = _box(pixels)
-    objects += _pins(pixels)
-    return objects
+    return _box(pixels) + _pins(pixels)
 
 
 def _pin_colour(pixels: Pixels) -> np.ndarray:
+    """Saturated yellow: the pins' heads and grips, whatever their shading."""
     _, saturation, value = pixels.hsv
     return pixels.hue_in(*PIN_HUE) & (saturation >= PIN_MIN_SATURATION) & (value >= 60)
 
 
 def _pins(pixels: Pixels) -> list[ImageObject]:
+    """One pin per yellow blob of a pin's size (a quarter to four times a head's area)."""
     colour = _pin_colour(pixels)
     head = math.pi * pixels.px(PIN_RADIUS) ** 2
     return [make_object(m, "pushpin", colour) for m in blobs(colour, 0.25 * head, 4 * head)]
 
 
 def _box(pixels: Pixels) -> list[ImageObject]:
+    """The largest bright blob (Otsu splits the dark table from the light box), holes filled."""
     grey = cv2.cvtColor(pixels.rgb, cv2.COLOR_RGB2GRAY)
     _, bright = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     found = blobs(bright.astype(bool), 0.1 * grey.size)
