@@ -14,7 +14,7 @@ from dagster import (
 
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
-from models.grounding import ALL_LABELS, ObjectQuery, draw_overlay, ground_images
+from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
@@ -24,14 +24,6 @@ from resources.loco import LocoDataset
 GPU_TAGS = {"logicls/compute": "gpu"}
 MAX_FAILED_SHARE = 0.1
 QUALITY_TARGET = 0.9
-
-
-def object_queries(spec: ScenarioSpec) -> list[ObjectQuery]:
-    """The spec's objects as open-vocabulary queries (names become the grounding labels)."""
-    return [
-        ObjectQuery(name=o.name, words=tuple(o.words), colour=o.colour, shape=o.shape, normal_count=o.normal_count)
-        for o in spec.objects
-    ]
 
 
 @asset(
@@ -52,7 +44,7 @@ def grounding(context: AssetExecutionContext, loco_fc_split: pd.DataFrame, groun
     spec = spec_for(context.partition_key)
     backend = grounder.build()
     items = list(zip(loco_fc_split["image_id"], loco_fc_split["image_path"], strict=True))
-    run = ground_images(backend, items, object_queries(spec), cache_dir=grounder.cache_path, progress=False)
+    run = ground_images(backend, items, queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False)
     for failure in run.failures.itertuples():
         context.log.error(f"grounding failed for {failure.image_path}: {failure.error}")
     objects = run.objects

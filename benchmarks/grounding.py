@@ -2,12 +2,16 @@
 
 Each backend runs in its own child process so its peak memory is its own: the parent re-invokes
 this script with ``--child`` and collects one JSON line per backend. Images are synthetic scenes of
-coloured shapes at ``--size`` unless ``--image-dir`` points at real ones (e.g. a LOCO category).
+coloured shapes at ``--size`` unless ``--image-dir`` points at real ones (e.g. a LOCO category) or
+``--scenario`` names a generated one: its default data set (at ``--scale``) is generated once into
+``--generated-dir`` and its LOCO FC images are grounded with the scenario spec's objects, which is
+what the ``classical`` backend is made for.
 Without checkpoint paths ``clip_sam`` runs on the tiny random models (plumbing speed only); give
 ``--sam-checkpoint`` and ``--clip-weights`` for the real method. The same command runs on a GPU box
 (``--device auto`` picks CUDA there and reports CUDA's peak allocation too).
 
     OMP_NUM_THREADS=1 python benchmarks/grounding.py                        # every backend, tiny models
+    OMP_NUM_THREADS=1 python benchmarks/grounding.py --backend classical --scenario pushpins --images 100
     python benchmarks/grounding.py --backend clip_sam --sam-type vit_h \\
         --sam-checkpoint sam_vit_h_4b8939.pth --clip-model ViT-L-14 --clip-weights clip.bin \\
         --image-dir /data/loco/pushpins/test/good --images 8
@@ -30,7 +34,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.grounding import GroundingConfig, ObjectQuery, available_backends, build_backend
+from models.grounding import (
+    GroundingConfig,
+    ObjectQuery,
+    available_backends,
+    build_backend,
+    queries_from_spec,
+)
+from models.synth import CATEGORIES
 
 QUERIES = [
     ObjectQuery("pushpin", ("pushpin",), colour="yellow", normal_count=15),
@@ -51,6 +62,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=4, help="images to time (after one warm-up image)")
     parser.add_argument("--size", default="400x800", help="HxW of the synthetic images")
     parser.add_argument("--image-dir", type=Path, help="time these *.png/*.jpg files instead")
+    parser.add_argument("--scenario", choices=CATEGORIES, help="time the generated scenario's images instead")
+    parser.add_argument("--scale", type=float, default=0.25, help="image scale of the generated data set")
+    parser.add_argument(
+        "--generated-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "logicls-benchmark-generated",
+        help="where --scenario's data set is generated (reused while current)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--sam-type", default="vit_h")
@@ -67,8 +86,8 @@ def parse_args() -> argparse.Namespace:
 def load_images(args: argparse.Namespace) -> list[np.ndarray]:
     """One warm-up image plus ``--images`` timed ones, RGB uint8."""
     n = args.images + 1
-    if args.image_dir:
-        paths = sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if args.image_dir or args.scenario:
+        paths = image_paths(args)
         if not paths:
             raise SystemExit(
                 f"no .png/.jpg images in {args.image_dir}: point --image-dir at a folder of images"
@@ -76,6 +95,26 @@ def load_images(args: argparse.Namespace) -> list[np.ndarray]:
         return [cv2.cvtColor(cv2.imread(str(paths[i % len(paths)])), cv2.COLOR_BGR2RGB) for i in range(n)]
     height, width = (int(v) for v in args.size.lower().split("x"))
     return [synthetic_scene(height, width, seed) for seed in range(n)]
+
+
+def image_paths(args: argparse.Namespace) -> list[Path]:
+    """``--image-dir``'s images, or the LOCO FC images of ``--scenario``'s generated data set."""
+    if args.scenario:
+        from models.grounding.evaluate import loco_fc_images
+        from models.synth import GeneratorConfig, ensure_generated
+
+        ensure_generated(args.scenario, args.generated_dir, GeneratorConfig(scale=args.scale))
+        return [Path(p) for p in loco_fc_images(args.generated_dir, args.scenario)["image_path"]]
+    return sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def queries(args: argparse.Namespace) -> list[ObjectQuery]:
+    """``--scenario``'s spec objects, else pin and box queries (what the synthetic scenes hold)."""
+    if not args.scenario:
+        return QUERIES
+    from models.spec import load_specs
+
+    return queries_from_spec(load_specs(None)[args.scenario])
 
 
 def synthetic_scene(height: int, width: int, seed: int) -> np.ndarray:
@@ -121,6 +160,7 @@ def make_config(backend: str, args: argparse.Namespace, workdir: Path) -> Ground
 def run_child(backend: str, args: argparse.Namespace) -> dict[str, object]:
     """Time one backend in this process; returns the measurements."""
     images = load_images(args)
+    objects = queries(args)
     with tempfile.TemporaryDirectory() as workdir:
         config = make_config(backend, args, Path(workdir))
         start = time.perf_counter()
@@ -128,10 +168,10 @@ def run_child(backend: str, args: argparse.Namespace) -> dict[str, object]:
         load_s = time.perf_counter() - start
         cuda = _cuda()
         start = time.perf_counter()
-        grounder.ground(images[0], QUERIES)
+        grounder.ground(images[0], objects)
         warmup_s = time.perf_counter() - start
         start = time.perf_counter()
-        n_objects = sum(len(grounder.ground(image, QUERIES)) for image in images[1:])
+        n_objects = sum(len(grounder.ground(image, objects)) for image in images[1:])
         seconds = time.perf_counter() - start
     result = {
         "backend": backend,

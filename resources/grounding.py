@@ -17,7 +17,10 @@ class Grounder(ConfigurableResource):
     ``clip_weights`` (an open_clip ``.pt`` / ``.safetensors`` for ``clip_model``).
     """
 
-    backend: str = Field(default="classical", description="clip_sam (the method's) or classical (no weights).")
+    backend: str = Field(
+        default="classical",
+        description="clip_sam (the method's) or classical (no weights; only the five generated scenarios' objects).",
+    )
     device: str = Field(default="auto", description="auto = CUDA when present, else CPU.")
     precision: str = Field(default="auto", description="auto = bf16 on CUDA, fp32 on CPU; or fp32/bf16/fp16.")
     sam_model_type: str = Field(default="vit_h", description="vit_h, vit_l or vit_b.")

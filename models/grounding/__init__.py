@@ -12,9 +12,10 @@ from models.grounding.base import (
     ObjectQuery,
     available_backends,
     build_backend,
+    queries_from_spec,
 )
 from models.grounding.overlay import draw_overlay
-from models.grounding.quality import ALL_LABELS, grounding_quality, match_boxes
+from models.grounding.quality import ALL_LABELS, attribute_accuracy, grounding_quality, match_boxes
 from models.grounding.run import GROUNDING_COLUMNS, GroundingRun, ground_images
 
 __all__ = [
@@ -25,10 +26,12 @@ __all__ = [
     "GroundingConfig",
     "GroundingRun",
     "ObjectQuery",
+    "attribute_accuracy",
     "available_backends",
     "build_backend",
     "draw_overlay",
     "ground_images",
     "grounding_quality",
     "match_boxes",
+    "queries_from_spec",
 ]

@@ -14,18 +14,22 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from models.objects import ImageObject
 
+if TYPE_CHECKING:
+    from models.spec import ScenarioSpec
+
 # Bump when a backend's output for the same image and config changes, so old caches are not reused.
 GROUNDING_VERSION = 1
 
-# Backends by name, as "module:class". Add a backend here (e.g. "classical") and nowhere else.
+# Backends by name, as "module:class". Add a backend here and nowhere else.
 BACKENDS: dict[str, str] = {
     "clip_sam": "models.grounding.clip_sam:ClipSamBackend",
+    "classical": "models.grounding.classical:ClassicalBackend",
 }
 
 _DEVICES = ("auto", "cpu", "cuda")
@@ -54,6 +58,14 @@ class ObjectQuery:
         object.__setattr__(self, "words", words)
         if self.normal_count is not None and self.normal_count < 0:
             raise ValueError(f"object {self.name!r}: normal_count must be >= 0, got {self.normal_count}")
+
+
+def queries_from_spec(spec: ScenarioSpec) -> list[ObjectQuery]:
+    """A scenario spec's objects as queries (their names become the grounding labels)."""
+    return [
+        ObjectQuery(name=o.name, words=tuple(o.words), colour=o.colour, shape=o.shape, normal_count=o.normal_count)
+        for o in spec.objects
+    ]
 
 
 def _no_cache(default: Any) -> Any:
@@ -154,6 +166,14 @@ class GroundingBackend(ABC):
     @abstractmethod
     def ground(self, image: np.ndarray, queries: Sequence[ObjectQuery]) -> list[ImageObject]:
         """Objects in an H×W×3 RGB uint8 image; labels are query names, coordinates original pixels."""
+
+    def validate(self, queries: Sequence[ObjectQuery]) -> None:
+        """Raise before any image is read when this backend cannot ground these queries at all.
+
+        One clear error up front beats the same failure logged for every image; the default
+        accepts any vocabulary.
+        """
+        return None
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides this backend's output besides the image: config fields and weights identity."""

@@ -8,7 +8,8 @@ each image and label also records whether the number of predicted objects equals
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,19 +46,25 @@ def _boxes_by_key(df: pd.DataFrame, scored: bool) -> dict[tuple[str, str], list[
     return grouped
 
 
-def greedy_matches(pred: Sequence[Sequence[float]], truth: Sequence[Sequence[float]], iou: float) -> int:
-    """Number of predictions (in the given order, best first) matched one-to-one to true boxes at ``iou``."""
+def greedy_pairs(
+    pred: Sequence[Sequence[float]], truth: Sequence[Sequence[float]], iou: float
+) -> list[tuple[int, int]]:
+    """``(prediction, truth)`` index pairs matched one-to-one at ``iou``, predictions taken in order (best first)."""
     free = list(range(len(truth)))
-    matched = 0
-    for box in pred:
+    pairs = []
+    for i, box in enumerate(pred):
         if not free:
             break
         overlaps = [box_iou(box, truth[j]) for j in free]
         best = int(np.argmax(overlaps))
         if overlaps[best] >= iou:
-            free.pop(best)
-            matched += 1
-    return matched
+            pairs.append((i, free.pop(best)))
+    return pairs
+
+
+def greedy_matches(pred: Sequence[Sequence[float]], truth: Sequence[Sequence[float]], iou: float) -> int:
+    """Number of predictions (in the given order, best first) matched one-to-one to true boxes at ``iou``."""
+    return len(greedy_pairs(pred, truth, iou))
 
 
 def match_boxes(
@@ -142,3 +149,52 @@ def _summary(scenario: str, label: str, n_images: int, group: pd.DataFrame, corr
         _ratio(tp, tp + fn),
         float(correct.mean()),
     ]
+
+
+ATTRIBUTE_COLUMNS = ["scenario", "label", "attribute", "n_matched", "n_correct", "accuracy"]
+
+
+def _norm_value(value: object) -> object:
+    """Attribute values compared as the spec's measures compare them (case, spaces and hyphens aside)."""
+    if isinstance(value, str):
+        return value.strip().lower().replace("-", "_").replace(" ", "_")
+    return value
+
+
+def attribute_accuracy(
+    pred: pd.DataFrame, truth: pd.DataFrame, attributes: Mapping[str, Sequence[str]], iou: float = 0.5
+) -> pd.DataFrame:
+    """How often a matched object's attributes equal the true object's, per scenario, label and attribute.
+
+    Objects are matched as in :func:`match_boxes` (same image and label, greedy by score, IoU ≥
+    ``iou``); ``attributes`` maps a label to the attribute keys to compare (e.g. ``{"screw":
+    ["length_class"]}``). A prediction without the key counts as wrong.
+    """
+    pred_rows = _attribute_rows(pred, attributes, scored=True)
+    true_rows = _attribute_rows(truth, attributes, scored=False)
+    tally: dict[tuple[str, str, str], list[int]] = {}
+    for key, true_objects in true_rows.items():
+        predicted = pred_rows.get(key, [])
+        pairs = greedy_pairs([b for b, _ in predicted], [b for b, _ in true_objects], iou)
+        for i, j in pairs:
+            for name in attributes[key[1]]:
+                counts = tally.setdefault((scenario_of(key[0]), key[1], name), [0, 0])
+                counts[0] += 1
+                got, want = predicted[i][1].get(name), true_objects[j][1].get(name)
+                counts[1] += int(name in predicted[i][1] and _norm_value(got) == _norm_value(want))
+    rows = [[*k, n, ok, _ratio(ok, n)] for k, (n, ok) in sorted(tally.items())]
+    return pd.DataFrame(rows, columns=ATTRIBUTE_COLUMNS)
+
+
+def _attribute_rows(
+    df: pd.DataFrame, attributes: Mapping[str, Sequence[str]], scored: bool
+) -> dict[tuple[str, str], list[tuple[list[float], dict]]]:
+    """``(box, attributes)`` per ``(image_id, label)`` for the labels of interest, best score first."""
+    df = df[df["label"].isin(list(attributes))]
+    if scored and "score" in df.columns:
+        df = df.sort_values("score", ascending=False, kind="stable")
+    grouped: dict[tuple[str, str], list[tuple[list[float], dict]]] = {}
+    for image_id, label, bbox, attrs in zip(df["image_id"], df["label"], df["bbox"], df["attributes"], strict=True):
+        parsed = json.loads(attrs) if isinstance(attrs, str) and attrs else {}
+        grouped.setdefault((image_id, label), []).append(([float(v) for v in bbox], parsed))
+    return grouped

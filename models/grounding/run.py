@@ -136,6 +136,7 @@ def ground_images(
 ) -> GroundingRun:
     """Ground every ``(image_id, image_path)``, reusing results cached in ``cache_dir`` (None: no cache)."""
     check_queries(queries)
+    backend.validate(queries)
     queries = list(queries)
     folder = cache_folder(Path(cache_dir), backend, queries) if cache_dir is not None else None
     frames: list[pd.DataFrame] = []

@@ -11,8 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.grounding import GroundingBackend, GroundingConfig, ObjectQuery
+from models.grounding import ALL_LABELS, GroundingBackend, GroundingConfig, ObjectQuery
+from models.grounding.evaluate import GeneratedEvaluation
 from models.objects import ImageObject, object_from_mask
+from models.spec import ScenarioSpec
+from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+
+TARGET = 0.9  # issue 4's acceptance: precision, recall and normal-image count accuracy
 
 QUERIES = [
     ObjectQuery("pushpin", ("pushpin", "yellow pin"), colour="yellow", shape="round", normal_count=15),
@@ -53,3 +58,20 @@ class FakeBackend(GroundingBackend):
             (np.abs(image.astype(int) - 200).sum(axis=2) > 60).astype(np.uint8)
         )
         return [object_from_mask(labels == k, queries[0].name, 0.9) for k in range(1, n)]
+
+
+def generate_all(out: Path, config: GeneratorConfig) -> Path:
+    """Every generated category with ``config`` under ``out``."""
+    for category in CATEGORIES:
+        ensure_generated(category, out, config)
+    return out
+
+
+def assert_acceptance(evaluation: GeneratedEvaluation, spec: ScenarioSpec) -> None:
+    """Precision and recall ≥ 0.9 for every label, and every count right on ≥ 90 % of normal images."""
+    quality = evaluation.quality
+    labels = quality[quality["label"] != ALL_LABELS]
+    assert set(labels["label"]) == {o.name for o in spec.objects}
+    low = labels[(labels["precision"] < TARGET) | (labels["recall"] < TARGET)]
+    assert low.empty, low.to_string()
+    assert evaluation.normal_counts_right() >= TARGET, quality.to_string()

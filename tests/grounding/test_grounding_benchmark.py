@@ -15,6 +15,9 @@ def _args(**changes: object) -> argparse.Namespace:
         "images": 1,
         "size": "64x96",
         "image_dir": None,
+        "scenario": None,
+        "scale": 0.25,
+        "generated_dir": None,
         "device": "cpu",
         "precision": "auto",
         "sam_type": "vit_h",
@@ -33,6 +36,12 @@ def test_run_child_reports_throughput_and_memory(tmp_path: Path) -> None:
     result = run_child("clip_sam", _args(image_dir=tmp_path))
     assert result["backend"] == "clip_sam" and result["image_size"] == "48x64"
     assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 100
+
+
+def test_classical_on_a_generated_scenario(tmp_path: Path) -> None:
+    result = run_child("classical", _args(images=3, scenario="pushpins", scale=0.1, generated_dir=tmp_path))
+    assert result["backend"] == "classical" and result["image_size"] == "100x170"
+    assert result["images_per_s"] > 0 and result["objects_per_image"] >= 15
 
 
 def test_child_command_line_drops_backend_choices() -> None:

@@ -1,0 +1,40 @@
+"""`loco_fc_split` → `grounding` → `grounding_quality` on generated data with the default (classical) grounder."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import materialize
+
+from assets.grounding import grounding, grounding_quality
+from assets.split import loco_fc_split
+from models.grounding import ALL_LABELS
+from resources.grounding import Grounder
+from resources.loco import LocoDataset
+from resources.parquet_io import ParquetIOManager
+
+
+def test_classical_grounding_assets_end_to_end(tmp_path) -> None:
+    storage = tmp_path / "storage"
+    resources = {
+        "io_manager": ParquetIOManager(base_dir=str(storage)),
+        "loco": LocoDataset(data_root=None, storage_dir=str(storage), generator_per_logical_class=3),
+        "grounder": Grounder(cache_dir=str(tmp_path / "cache")),
+    }
+    result = materialize([loco_fc_split, grounding, grounding_quality], partition_key="splicing_connectors",
+                         resources=resources)
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["grounding_not_empty"].passed
+    assert checks["grounding_recall"].passed, checks["grounding_recall"].metadata
+    assert checks["grounding_recall"].metadata["normal_images_with_right_counts"].value >= 0.9
+
+    table = pd.read_parquet(storage / "grounding/splicing_connectors.parquet")
+    split = pd.read_parquet(storage / "loco_fc_split/splicing_connectors.parquet")
+    assert set(table["backend"]) == {"classical"}
+    assert set(table["image_id"]) == set(split["image_id"])
+    quality = pd.read_parquet(storage / "grounding_quality/splicing_connectors.parquet")
+    assert set(quality["label"]) == {"connector", "cable", ALL_LABELS}
+    assert (quality["recall"] >= 0.9).all() and (quality["precision"] >= 0.9).all()
+    meta = result.asset_materializations_for_node("grounding")[0].metadata
+    assert meta["backend"].value == "classical"
+    assert "data:image/png;base64," in meta["overlays"].value
