@@ -19,7 +19,7 @@ from pydantic import Field
 
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
-from models.grounding import ObjectQuery, draw_overlay, ground_images
+from models.grounding import draw_overlay, ground_images, queries_from_spec
 from models.instruct.augment import (
     CUT_PASTE,
     KINDS,
@@ -180,12 +180,6 @@ def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConf
     yield _visibility_check(spec, table, grounder, config.reground_limit, config.seed)
 
 
-def _queries(spec: ScenarioSpec) -> list[ObjectQuery]:
-    """The spec's objects as grounding queries, exactly as the grounding asset asks for them."""
-    return [ObjectQuery(name=o.name, words=tuple(o.words), colour=o.colour, shape=o.shape, normal_count=o.normal_count)
-            for o in spec.objects]
-
-
 def _remove_stale_images(out_dir: Path, kept: pd.Series) -> None:
     """PNGs of an earlier run with other settings that this table no longer lists."""
     keep = {Path(p).name for p in kept}
@@ -218,7 +212,7 @@ def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounde
     try:  # a missing checkpoint or a backend without this scenario's objects must not fail the asset
         backend = grounder.build()
         run = ground_images(backend, list(zip(sample["aug_id"], sample["image_path"], strict=True)),
-                            _queries(spec), cache_dir=grounder.cache_path, progress=False)
+                            queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False)
     except Exception as err:
         return AssetCheckResult(check_name="cut_paste_visible", passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"error": f"grounding again failed: {type(err).__name__}: {err}"})
