@@ -71,7 +71,7 @@ class FineTuneConfig(Config):
     gamma: float = Field(default=1.0, description="Eq. 5 exponent: how strongly difficulty steers sampling.")
     samples_per_epoch: int | None = Field(default=None, description="None: the data set size.")
     score_max_samples: int | None = Field(default=None, description="None: score every sample (the paper).")
-    score_batch_size: int = 16
+    score_batch_size: int | None = None
     max_new_tokens: int | None = Field(default=None, description="None: the longest target plus a margin.")
     seed: int = 0
     nproc_per_node: int = Field(default=1, description="Processes (GPUs) per node; >1 launches torchrun (DDP).")

@@ -58,7 +58,8 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
     }
     config = {"ops": {"fine_tuning": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
-                                                 "score_batch_size": 12, "max_new_tokens": 24}}}}
+                                                 "score_batch_size": 12, "max_new_tokens": 24,
+                                                 "samples_per_epoch": 12}}}}
     result = materialize([cot_stand_in, fine_tuning], partition_key="pushpins", resources=resources,
                          run_config=config)
     assert result.success
