@@ -1,14 +1,23 @@
-"""Jobs: the main chain, selectable per scenario partition."""
+"""Jobs: the main chain, selectable per scenario partition, and the cross-scenario metrics."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+# Unpartitioned: they read every scenario's predictions, so they run once after the per-scenario runs.
+METRICS_ASSETS = AssetSelection.assets("lac_metrics", "lac_class_metrics", "lac_confusion")
+
 full_pipeline = define_asset_job(
     "full_pipeline",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - METRICS_ASSETS,
     description="Every stage of LogiCls for one scenario: re-split, grounding, instruction data, "
-    "fine-tuning, evaluation.",
+    "fine-tuning, evaluation (predictions and report). Run lac_metrics once all scenarios are done.",
 )
 
-JOBS = [full_pipeline]
+lac_metrics_job = define_asset_job(
+    "lac_metrics_job",
+    selection=METRICS_ASSETS,
+    description="Table II-shaped metrics over every scenario's lac_predictions (run after the per-scenario runs).",
+)
+
+JOBS = [full_pipeline, lac_metrics_job]

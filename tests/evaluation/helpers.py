@@ -80,8 +80,9 @@ class ScriptedModel:
 
 
 def random_adapter(model_dir: Path, target: Path, seed: int = 0) -> Path:
-    """A LoRA adapter with random (non-zero) weights in the adapter directory layout: the fine-tuned
-    model then answers differently from the base model without any training."""
+    """A LoRA adapter with random (non-zero) weights in the adapter directory layout: without any training the
+    "fine-tuned" model then answers differently from the base model, and differently per image and question
+    (the base tiny model answers newlines to everything, which would make equality tests vacuous)."""
     import torch
     from peft import LoraConfig
 
@@ -90,7 +91,8 @@ def random_adapter(model_dir: Path, target: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     vlm = VisionLanguageModel.from_pretrained(model_dir)
-    vlm.add_lora(LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
-                            target_modules=lora_target_regex(("q_proj", "v_proj"), ())))
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    vlm.add_lora(LoraConfig(r=4, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
+                            target_modules=lora_target_regex(targets, ())))
     vlm.model.save_pretrained(target)
     return target
