@@ -49,6 +49,7 @@ from models.evaluation import (
     select_examples,
     write_html,
 )
+from models.evaluation.answerers import CHECKPOINT_MAX_NEW_TOKENS, TINY_MAX_NEW_TOKENS, default_max_new_tokens
 from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec, UnparseablePolicy
@@ -56,8 +57,6 @@ from models.spec.metrics import scenario_scores
 from resources.llm import ChatEndpoint
 from resources.vlm import TINY_NOTE, VisionLanguageModel
 
-TINY_MAX_NEW_TOKENS = 64
-CHECKPOINT_MAX_NEW_TOKENS = 512
 PARSEABLE_TARGET = 0.9
 PREVIEW_IMAGES = 12
 
@@ -110,7 +109,7 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    max_new_tokens = config.max_new_tokens or (TINY_MAX_NEW_TOKENS if vlm.is_tiny else CHECKPOINT_MAX_NEW_TOKENS)
+    max_new_tokens = config.max_new_tokens or default_max_new_tokens(vlm.is_tiny)
     policy = UnparseablePolicy(config.unparseable_policy)
     frames, timing, usage = [], {}, {}
     for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, config, max_new_tokens, usage):

@@ -17,8 +17,16 @@ from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, g
 API_CACHE_TAG = "lac-icl-fig3-v1"
 """Names the prompt in the response cache; bump it when the Fig. 3 text changes."""
 
+TINY_MAX_NEW_TOKENS = 64
+CHECKPOINT_MAX_NEW_TOKENS = 512
 FEATURE_CACHE_IMAGES = 16
 """Images whose vision features stay cached: the example(s) and the test images of a batch or two."""
+
+
+def default_max_new_tokens(tiny: bool) -> int:
+    """Room for a CoT that cites boxes (a real checkpoint), or a short run for the tiny built-in model,
+    whose random weights never emit the end token and always run to the limit."""
+    return TINY_MAX_NEW_TOKENS if tiny else CHECKPOINT_MAX_NEW_TOKENS
 
 
 def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,

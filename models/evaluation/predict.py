@@ -54,9 +54,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, parse_answer
+from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, format_answer, parse_answer
 from models.vlm.encoding import PromptRequest
-from models.vlm.prompt import extract_answer
+from models.vlm.prompt import extract_answer, format_target
 
 METHODS = ("finetuned", "icl", "icl_api")
 LOCAL_METHODS = ("finetuned", "icl")
@@ -153,6 +153,20 @@ def select_examples(cot: pd.DataFrame, spec: ScenarioSpec,
     }
 
 
+def normal_answer_examples(spec: ScenarioSpec, image_id: str, image_path: str) -> dict[str, ICLExample]:
+    """Fig. 3 examples from a normal image without CoT data: each subquery's normal answer, stated plainly.
+
+    For classifying new images before ``cot_dataset`` exists; the evaluation proper always uses
+    ``select_examples`` (the reasoning the model was trained on).
+    """
+    examples = {}
+    for sub in spec.subqueries:
+        answer = format_answer(sub, sub.normal)
+        think = f"This is a normal {spec.scenario.replace('_', ' ')} image, so the answer is the normal one: {answer}."
+        examples[sub.id] = ICLExample(image_id, image_path, format_target(think, answer))
+    return examples
+
+
 def _example_candidates(cot: pd.DataFrame, spec: ScenarioSpec,
                         train_image_ids: Iterable[str] | None) -> pd.DataFrame:
     rows = cot[(cot["scenario"] == spec.scenario) & (cot["source"] == "original")]
@@ -180,9 +194,12 @@ def build_questions(test_images: pd.DataFrame, spec: ScenarioSpec,
 
 
 def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answerer, *, method: str, model: str,
-            true_labels: Mapping[str, Sequence[str]],
+            true_labels: Mapping[str, Sequence[str]] | None,
             policy: UnparseablePolicy | str = UnparseablePolicy.NORMAL) -> pd.DataFrame:
-    """Ask ``answerer``, parse every reply, apply ``h`` per image; rows of ``PREDICTION_COLUMNS``."""
+    """Ask ``answerer``, parse every reply, apply ``h`` per image; rows of ``PREDICTION_COLUMNS``.
+
+    ``true_labels`` is ``None`` for new images nobody has labelled (the column is then empty).
+    """
     outputs = answerer(questions)
     if len(outputs) != len(questions):
         raise ValueError(f"{method}: {len(outputs)} replies to {len(questions)} questions")
@@ -211,7 +228,7 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "answer_value": json.dumps(answer.value) if answer.ok else None,
             "parseable": answer.ok,
             "parse_reason": answer.reason,
-            "true_labels": sorted(true_labels[question.image_id]),
+            "true_labels": None if true_labels is None else sorted(true_labels[question.image_id]),
             "predicted_labels": sorted(verdict.labels),
             "evidence": json.dumps([e.to_dict() for e in verdict.evidence]),
             "evidence_lines": verdict.lines(),
