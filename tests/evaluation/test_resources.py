@@ -1,0 +1,20 @@
+"""The icl_endpoint resource from the environment: unconfigured by default, greedy, key only through EnvVar."""
+
+from __future__ import annotations
+
+from dagster import EnvVar
+
+from pipelines.definitions import build_resources
+
+
+def test_icl_endpoint_from_environment(monkeypatch) -> None:
+    for name in ("LOGICLS_ICL_BASE_URL", "LOGICLS_ICL_MODEL", "LOGICLS_ICL_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert not build_resources()["icl_endpoint"].is_configured
+    monkeypatch.setenv("LOGICLS_ICL_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LOGICLS_ICL_MODEL", "gpt-4.1")
+    monkeypatch.setenv("LOGICLS_ICL_API_KEY", "sk-secret")
+    endpoint = build_resources()["icl_endpoint"]
+    assert endpoint.is_configured and endpoint.model == "gpt-4.1" and endpoint.temperature == 0.0
+    assert endpoint.api_key == EnvVar("LOGICLS_ICL_API_KEY")  # bound, not copied: read at launch, hidden in the UI
+    assert "sk-secret" not in str(endpoint.describe())
