@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print(json.dumps(report, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2))
+        tmp.replace(args.json)
     return 0
 
 
