@@ -31,10 +31,10 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.grounding import GPU_TAGS
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
 from assets.paths import adapter_dir, reports_dir
+from assets.tags import GPU_POOL, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -86,8 +86,8 @@ class LacPredictionsConfig(Config):
     code_version="1",
     group_name="evaluation",
     kinds={"pytorch", "parquet"},
-    pool="gpu",
-    tags=GPU_TAGS,
+    pool=GPU_POOL,
+    tags=gpu_tags(),
     check_specs=[
         AssetCheckSpec("answers_parseable", asset="lac_predictions",
                        description=f"At least {PARSEABLE_TARGET:.0%} of each method's replies could be parsed."),

@@ -1,5 +1,9 @@
 """Stage 3: instruction data, i.e. subquery paraphrases, augmented images and the CoT data set."""
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -13,13 +17,42 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import frame_data_version, markdown_table
+from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
+from models.grounding import ObjectQuery, draw_overlay, ground_images
+from models.instruct.augment import (
+    CUT_PASTE,
+    KINDS,
+    Augmentation,
+    AugmentConfig,
+    Parent,
+    augment_split,
+    h_disagreements,
+    read_rgb,
+    reground_agreement,
+)
+from models.instruct.cot import (
+    CotBuild,
+    CotConfig,
+    ImageRecord,
+    answer_agreement,
+    augmented_records,
+    build_cot,
+    llamafactory_dataset_info,
+    original_records,
+    unparseable_answers,
+    write_jsonl,
+)
 from models.instruct.paraphrase import paraphrase_subquery
-from models.spec import paraphrase_invariants
+from models.objects import objects_from_frame
+from models.spec import ScenarioSpec, inverse, paraphrase_invariants
+from resources.grounding import Grounder
 from resources.llm import ChatEndpoint
+from resources.loco import LocoDataset
 
 PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "source", "model"]
+VISIBLE_TARGET = 0.9  # share of cut-paste images whose edit grounding must see again
+AGREEMENT_TARGET = 0.95  # share of CoT answers that must equal the generator's truth
 
 
 class ParaphraseConfig(Config):
@@ -73,3 +106,258 @@ def subquery_paraphrases(context: AssetExecutionContext, config: ParaphraseConfi
         metadata={"min": int(counts.min()), "max": int(counts.max()),
                   "outside_range": MetadataValue.json(short.to_dict())},
     )
+
+
+# --- augmented_images ----------------------------------------------------------------------------
+
+
+class AugmentedImagesConfig(Config):
+    """How many augmentations of each kind every training image gets (deterministic for the seed)."""
+
+    paste: int = Field(default=1, description="Cut-paste: an extra instance of an editable object (count + 1).")
+    remove: int = Field(default=1, description="Cut-paste: one instance removed (count - 1).")
+    move: int = Field(default=1, description="Cut-paste: one instance moved to another free place.")
+    noise: int = Field(default=1, description="Gaussian noise copies (labels unchanged).")
+    style: int = Field(default=1, description="Reinhard colour transfer from another training image "
+                                              "(labels unchanged).")
+    seed: int = Field(default=0, description="Seed of every random choice.")
+    noise_sigma: float = Field(default=6.0, description="Standard deviation of the noise in grey levels.")
+    gap: int = Field(default=3, description="Pixels kept free between a placed object and any other.")
+    attempts: int = Field(default=8, description="Tries per cut-paste augmentation before giving up.")
+    keep_unchanged: bool = Field(default=True, description="Keep cut-paste edits that change no label.")
+    reground_limit: int = Field(default=200, description="Cut-paste images grounded again by the visibility check.")
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(paste=self.paste, remove=self.remove, move=self.move, noise=self.noise,
+                             style=self.style, seed=self.seed, noise_sigma=self.noise_sigma, gap=self.gap,
+                             attempts=self.attempts, keep_unchanged=self.keep_unchanged)
+
+
+@asset(
+    partitions_def=scenario_partitions,
+    code_version="1",
+    group_name="instruction_data",
+    kinds={"opencv", "parquet"},
+    check_specs=[
+        AssetCheckSpec("augmented_labels_follow_h", asset="augmented_images", blocking=True,
+                       description="Every augmented image's labels are h of its recorded answers."),
+        AssetCheckSpec("cut_paste_visible", asset="augmented_images",
+                       description=f"Grounding the cut-paste images again measures the recorded answers on "
+                                   f">= {VISIBLE_TARGET:.0%} of them (the edit shows in the pixels)."),
+    ],
+)
+def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConfig, loco_fc_split: pd.DataFrame,
+                     grounding: pd.DataFrame, loco: LocoDataset, grounder: Grounder):
+    """Training images edited by Poisson cut-paste (paste / remove / move an object, labels and answers
+    through h) or by noise and colour-statistics style transfer (labels unchanged); PNGs under
+    <storage>/augmented_images/<scenario>/, one row per augmented image."""
+    spec = spec_for(context.partition_key)
+    train = loco_fc_split[loco_fc_split["split"] == "train"]
+    out_dir = Path(loco.storage_dir) / "augmented_images" / spec.scenario
+    run = augment_split(spec, train, objects_from_frame(grounding), out_dir, config.augment_config())
+    table = run.table
+    _remove_stale_images(out_dir, table["image_path"])
+    kinds = table["kind"].value_counts().reindex(list(KINDS), fill_value=0)
+    changes = table[table["label_changed"]].assign(
+        change=lambda t: t["parent_labels"].map(", ".join) + " → " + t["labels"].map(", ".join))
+    context.log.info(f"{len(table)} augmented images from {len(train)} training images: {kinds.to_dict()}")
+    yield Output(
+        table,
+        data_version=frame_data_version(table),
+        metadata={
+            "images_dir": MetadataValue.path(str(out_dir)),
+            "training_images": len(train),
+            "by_kind": MetadataValue.md(markdown_table(kinds.rename("images").to_frame())),
+            "label_changes": MetadataValue.md(markdown_table(
+                changes.groupby(["kind", "change"]).size().rename("images").to_frame()) if len(changes) else "none"),
+            "rejected_edits": MetadataValue.json(dict(sorted(run.rejected.items()))),
+            "before_after": MetadataValue.md(_before_after(run.examples)),
+        },
+    )
+    bad = h_disagreements(spec, table)
+    yield AssetCheckResult(check_name="augmented_labels_follow_h", passed=not bad,
+                           metadata={"disagreements": len(bad), "examples": MetadataValue.json(bad[:10])})
+    yield _visibility_check(spec, table, grounder, config.reground_limit, config.seed)
+
+
+def _queries(spec: ScenarioSpec) -> list[ObjectQuery]:
+    """The spec's objects as grounding queries, exactly as the grounding asset asks for them."""
+    return [ObjectQuery(name=o.name, words=tuple(o.words), colour=o.colour, shape=o.shape, normal_count=o.normal_count)
+            for o in spec.objects]
+
+
+def _remove_stale_images(out_dir: Path, kept: pd.Series) -> None:
+    """PNGs of an earlier run with other settings that this table no longer lists."""
+    keep = {Path(p).name for p in kept}
+    for path in out_dir.glob("*.png"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _before_after(examples: list[tuple[Parent, Augmentation]]) -> str:
+    """Parent and edited image side by side, the edited object's kind boxed in both."""
+    parts = []
+    for parent, aug in examples:
+        label = aug.edited_label
+        before = draw_overlay(parent.image, [o for o in parent.objects if o.label == label], show_scores=False)
+        after = draw_overlay(aug.image, [o for o in aug.objects if o.label == label], show_scores=False)
+        caption = (f"{aug.aug_id} ({aug.kind} {label}): {', '.join(aug.parent_labels)} → "
+                   f"{', '.join(aug.labels)}")
+        parts.append(image_markdown(np.concatenate([before, after], axis=1), caption))
+    return "\n\n".join(parts) or "no cut-paste edit changed a label"
+
+
+def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounder, limit: int,
+                      seed: int) -> AssetCheckResult:
+    """Ground a seeded sample of the cut-paste images again with the configured backend and compare."""
+    cut = table[table["kind"].isin(CUT_PASTE)]
+    if cut.empty:
+        return AssetCheckResult(check_name="cut_paste_visible", passed=True, severity=AssetCheckSeverity.WARN,
+                                metadata={"note": "no cut-paste images (no editable objects or no valid edits)"})
+    sample = cut.sample(n=min(limit, len(cut)), random_state=seed) if limit < len(cut) else cut
+    try:  # a missing checkpoint or a backend without this scenario's objects must not fail the asset
+        backend = grounder.build()
+        run = ground_images(backend, list(zip(sample["aug_id"], sample["image_path"], strict=True)),
+                            _queries(spec), cache_dir=grounder.cache_path, progress=False)
+    except Exception as err:
+        return AssetCheckResult(check_name="cut_paste_visible", passed=False, severity=AssetCheckSeverity.WARN,
+                                metadata={"error": f"grounding again failed: {type(err).__name__}: {err}"})
+    result = reground_agreement(spec, sample, objects_from_frame(run.objects))
+    rate = float(result["answers_agree"].mean())
+    per_kind = result.groupby("kind")[["answers_agree", "count_agrees"]].mean().round(3)
+    return AssetCheckResult(
+        check_name="cut_paste_visible",
+        passed=rate >= VISIBLE_TARGET,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"backend": backend.name, "checked": len(result), "answers_agree": rate,
+                  "count_agrees": float(result["count_agrees"].mean()),
+                  "by_kind": MetadataValue.md(markdown_table(per_kind)),
+                  "disagreeing": MetadataValue.json(result.loc[~result["answers_agree"], "aug_id"].head(10).tolist())},
+    )
+
+
+# --- cot_dataset ---------------------------------------------------------------------------------
+
+
+class CotDatasetConfig(Config):
+    """The paper's ablation switch, the policy for rows whose grounding contradicts the label, the seed."""
+
+    reasoning: str = Field(default="boxes", description="boxes (CoT citing boxes), no_boxes (CoT without "
+                                                        "coordinates) or answer_only (target is <answer>…</answer>).")
+    policy: str = Field(default="drop", description="drop flagged rows, or keep_label_answer (keep them with "
+                                                    "the label's answer; reasoning cites no contradicted evidence).")
+    seed: int = Field(default=0, description="Seed of the per-sample question and example draws.")
+    max_flagged_rate: float = Field(default=0.1, description="The contradiction check warns above this share.")
+    examples: int = Field(default=3, description="Example rows shown in the metadata.")
+
+    def cot_config(self) -> CotConfig:
+        return CotConfig(reasoning=self.reasoning, policy=self.policy, seed=self.seed)
+
+
+@asset(
+    partitions_def=scenario_partitions,
+    code_version="1",
+    group_name="instruction_data",
+    kinds={"pandas", "parquet"},
+    check_specs=[
+        AssetCheckSpec("cot_answers_parse", asset="cot_dataset", blocking=True,
+                       description="Every answer and target parses back (parse_answer) to its true value."),
+        AssetCheckSpec("grounding_contradictions", asset="cot_dataset",
+                       description="Share of samples whose grounding contradicts their labels (flagged)."),
+        AssetCheckSpec("cot_answer_agreement", asset="cot_dataset",
+                       description=f"On generated data, >= {AGREEMENT_TARGET:.0%} of answers equal the generator's "
+                                   f"truth (augmented rows: the answers recorded with the edit)."),
+    ],
+)
+def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_fc_split: pd.DataFrame,
+                grounding: pd.DataFrame, subquery_paraphrases: pd.DataFrame, augmented_images: pd.DataFrame,
+                loco: LocoDataset):
+    """One row per (image, subquery) over the training split and the augmented images: question (original or
+    paraphrase), chain of thought citing the grounded boxes, true answer, target text and the Fig. 3 in-context
+    example; also written as LLaMA-Factory sharegpt JSONL to <storage>/cot_dataset/<scenario>.jsonl."""
+    spec = spec_for(context.partition_key)
+    cot = config.cot_config()
+    train = loco_fc_split[loco_fc_split["split"] == "train"]
+    objects = objects_from_frame(grounding)
+    records = original_records(spec, train, objects) + augmented_records(spec, augmented_images)
+    build = build_cot(spec, records, _questions(subquery_paraphrases), cot)
+    table = build.table
+    jsonl = Path(loco.storage_dir) / "cot_dataset" / f"{spec.scenario}.jsonl"
+    write_jsonl(jsonl, table, cot.reasoning)
+    context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl}")
+    yield Output(
+        table,
+        data_version=frame_data_version(table),
+        metadata={
+            "jsonl": MetadataValue.path(str(jsonl)),
+            "llamafactory_dataset_info": MetadataValue.json(
+                llamafactory_dataset_info(f"logicls_{spec.scenario}", jsonl.name)),
+            "reasoning": cot.reasoning,
+            "policy": cot.policy,
+            "rows": len(table),
+            "rows_by_source": MetadataValue.json(table["source"].value_counts().to_dict()),
+            "rows_by_reasoning_type": MetadataValue.json(table["reasoning_type"].value_counts().to_dict()),
+            "flagged_rate": build.flagged_rate,
+            "flagged_images": MetadataValue.json([f"{i}: {why}" for i, why in build.flagged_images[:20]]),
+            "examples": MetadataValue.md(_example_rows(table, records, config.examples)),
+        },
+    )
+    yield from _cot_checks(spec, table, build, augmented_images, loco, config.max_flagged_rate)
+
+
+def _questions(paraphrases: pd.DataFrame) -> dict[str, list[str]]:
+    """Subquery id → its texts in paraphrase_id order (0 is the original)."""
+    ordered = paraphrases.sort_values(["subquery_id", "paraphrase_id"])
+    return {sid: group["text"].tolist() for sid, group in ordered.groupby("subquery_id")}
+
+
+def _example_rows(table: pd.DataFrame, records: list[ImageRecord], n: int) -> str:
+    """A few samples of different subqueries: the image with its boxes, question, think and answer."""
+    by_id = {r.image_id: r for r in records}
+    picks = table.drop_duplicates("subquery_id").head(n)
+    parts = []
+    for row in picks.itertuples(index=False):
+        record = by_id[row.image_id]
+        picture = draw_overlay(read_rgb(row.image_path), record.objects, show_scores=False)
+        parts.append(image_markdown(picture, f"{row.sample_id} ({row.source})")
+                     + f"\n\n**Q:** {row.question}\n\n**think:** {row.think or '(none)'}\n\n**answer:** {row.answer}")
+    return "\n\n---\n\n".join(parts) or "no rows"
+
+
+def _cot_checks(spec: ScenarioSpec, table: pd.DataFrame, build: CotBuild, augmented: pd.DataFrame,
+                loco: LocoDataset, max_flagged_rate: float) -> list[AssetCheckResult]:
+    bad = unparseable_answers(spec, table)
+    checks = [
+        AssetCheckResult(check_name="cot_answers_parse", passed=not bad,
+                         metadata={"unparseable": len(bad), "examples": MetadataValue.json(bad[:10])}),
+        AssetCheckResult(check_name="grounding_contradictions", passed=build.flagged_rate <= max_flagged_rate,
+                         severity=AssetCheckSeverity.WARN,
+                         metadata={"flagged_rate": build.flagged_rate, "flagged_rows": build.flagged_rows,
+                                   "flagged_images": len(build.flagged_images), "images": build.images}),
+    ]
+    path = loco.annotations_path(spec.scenario)
+    if path is None:
+        checks.append(AssetCheckResult(check_name="cot_answer_agreement", passed=True,
+                                       metadata={"note": "no generator annotations: real data"}))
+        return checks
+    truth = _true_answers(spec, table, pd.read_parquet(path), augmented)
+    agree = answer_agreement(table, truth)
+    rate = float(agree.mean()) if len(agree) else 1.0
+    by_source = agree.groupby(table["source"]).mean().round(4).to_dict()
+    checks.append(AssetCheckResult(
+        check_name="cot_answer_agreement", passed=rate >= AGREEMENT_TARGET, severity=AssetCheckSeverity.WARN,
+        metadata={"agreement": rate, "by_source": MetadataValue.json(by_source),
+                  "disagreeing": MetadataValue.json(table.loc[~agree, "sample_id"].head(10).tolist())},
+    ))
+    return checks
+
+
+def _true_answers(spec: ScenarioSpec, table: pd.DataFrame, annotations: pd.DataFrame,
+                  augmented: pd.DataFrame) -> dict[str, dict]:
+    """Image id → true answers: the inverse on the generator's annotations for training images, the
+    recorded answers for augmented ones."""
+    truth_objects = objects_from_frame(annotations[annotations["image_id"].isin(table["image_id"])])
+    labels = table.drop_duplicates("image_id").set_index("image_id")["labels"]
+    truth = {image_id: inverse(spec, labels[image_id], found).answers for image_id, found in truth_objects.items()}
+    truth.update({row.aug_id: json.loads(row.answers) for row in augmented.itertuples(index=False)})
+    return truth

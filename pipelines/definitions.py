@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, load_asset_checks_from_package_module, load_assets_from_package_module
+from dagster import (
+    Definitions,
+    PipesSubprocessClient,
+    load_asset_checks_from_package_module,
+    load_assets_from_package_module,
+)
 
 import assets
-from pipelines.jobs import JOBS
+from pipelines.jobs import JOBS, refresh_from_split
+from pipelines.schedules import build_retrain_schedule
+from pipelines.sensors import build_new_data_sensor
 from resources.grounding import Grounder
 from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
@@ -26,6 +33,7 @@ def build_resources() -> dict[str, object]:
         "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
         # The in-context baseline over an API: greedy (temperature 0), like the local models.
         "icl_endpoint": chat_endpoint_from_env("LOGICLS_ICL", cache_dir=f"{storage}/cache/llm", temperature=0.0),
+        "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
         "vlm": VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=storage),
     }
 
@@ -36,6 +44,8 @@ def build_definitions() -> Definitions:
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
         jobs=JOBS,
+        schedules=[build_retrain_schedule(refresh_from_split.name)],
+        sensors=[build_new_data_sensor(refresh_from_split.name)],
         resources=build_resources(),
     )
 

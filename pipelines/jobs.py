@@ -14,10 +14,17 @@ full_pipeline = define_asset_job(
     "fine-tuning, evaluation (predictions and report). Run lac_metrics once all scenarios are done.",
 )
 
+refresh_from_split = define_asset_job(
+    "refresh_from_split",
+    selection=AssetSelection.assets("loco_fc_split").downstream() - METRICS_ASSETS,
+    description="Re-split one scenario and re-materialize everything downstream of the split; the "
+    "new-data sensor requests it when labelled images are added.",
+)
+
 lac_metrics_job = define_asset_job(
     "lac_metrics_job",
     selection=METRICS_ASSETS,
     description="Table II-shaped metrics over every scenario's lac_predictions (run after the per-scenario runs).",
 )
 
-JOBS = [full_pipeline, lac_metrics_job]
+JOBS = [full_pipeline, refresh_from_split, lac_metrics_job]

@@ -35,6 +35,13 @@ class LocoDataset(ConfigurableResource):
     def generated_dir(self) -> Path:
         return Path(self.storage_dir) / "generated"
 
+    @property
+    def loco_root(self) -> Path:
+        """The LOCO root that is read, without generating anything (the new-data sensor watches it)."""
+        if self.data_root:
+            return Path(self.data_root).expanduser()
+        return self.generated_dir / "loco"
+
     def root_for(self, scenario: str) -> Path:
         """The LOCO root that holds ``<root>/<scenario>``, generating it first where needed."""
         if self.data_root:

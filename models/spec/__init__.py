@@ -21,7 +21,7 @@ from models.spec.loader import (
     shipped_specs,
     spec_from_dict,
 )
-from models.spec.parsing import ParsedAnswer, format_answer, parse_answer
+from models.spec.parsing import ParsedAnswer, answer_matches, format_answer, parse_answer
 from models.spec.schema import NORMAL, ClassSpec, ObjectSpec, ScenarioSpec, SpecError, SubquerySpec
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "UnparseableAnswerError",
     "UnparseablePolicy",
     "aggregate",
+    "answer_matches",
     "contradictions",
     "format_answer",
     "get_spec",

@@ -331,3 +331,12 @@ def _parse_int_list(subquery: SubquerySpec, text: str) -> tuple[Any, str | None]
         return None, f"several different lists of {length} numbers"
     sizes = sorted({len(values) for values in lists})
     return None, f"expected a list of {length} integers, found {' or '.join(map(str, sizes))} numbers"
+
+
+def answer_matches(subquery: SubquerySpec, output: str, true_value: Any) -> bool:
+    """Whether a model output answers ``subquery`` with ``true_value`` (the ``1[ŷ = y]`` of training).
+
+    An unparseable output is wrong: for the difficulty score it is as bad as a wrong answer.
+    """
+    parsed = parse_answer(subquery, output)
+    return parsed.ok and parsed.value == subquery.check_value(true_value)

@@ -1,0 +1,325 @@
+"""The fine-grained CoT data set (the paper's D_cot ∪ D_aug): one sample per (image, subquery).
+
+Every training image and every augmented image gets one sample per subquery of its scenario:
+
+* the **question** is the subquery's text or one of its paraphrases, drawn per sample from a
+  generator seeded by (seed, sample id), so the choice is stable whatever else changes;
+* the **answer** is the true one: for a training image ``inverse(spec, labels, grounded objects)``,
+  for an augmented image the answers recorded when it was edited; ``answer`` holds its canonical
+  text (:func:`models.spec.format_answer`), which :func:`models.spec.parse_answer` reads back;
+* the **think** is a chain from :mod:`models.instruct.reasoning` that cites the grounded boxes
+  in pixels of the image (``reasoning="boxes"``), the same chain without coordinates
+  (``"no_boxes"``), or nothing (``"answer_only"``: the target is ``<answer>…</answer>`` alone, no
+  think tags, as the paper's "without reasoning" ablation);
+* the **target** is the assistant text ``<think>…</think><answer>…</answer>``;
+* the **in-context example** is the paper's Fig. 3 format, used for training and evaluation: a
+  normal training image of the same scenario (never the sample's own image nor its parent) with
+  its target for the same subquery, drawn per sample like the question.
+
+Grounding that contradicts an image's labels (a normal pushpin box where 14 pins are found) makes
+the image's samples *flagged*, with the contradictions as the reason. The answers the inverse
+gives then come from the labels alone, and for location-dependent subqueries (which cell is
+empty) those are only the spec's canonical choice. Policy ``drop`` (the default) leaves flagged
+samples out, so no unverified answer is trained on; ``keep_label_answer`` keeps them with the
+label's answer, and a reasoning that cites only evidence that agrees with it: boxes for the
+subqueries whose measured answer equals the kept one, for the others a chain that names no count
+and no position. Flag counts are reported either way.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.grounding.run import write_atomic
+from models.instruct.augment import objects_from_json
+from models.instruct.reasoning import think as reasoning
+from models.objects import ImageObject
+from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
+
+REASONING_MODES = ("boxes", "no_boxes", "answer_only")
+POLICIES = ("drop", "keep_label_answer")
+
+SYSTEM_PROMPT = (
+    "- Task: You need to answer questions based on the image uploaded.\n"
+    "- Format: Your response should include a concise reasoning process and an accurate answer, with the "
+    "reasoning and answer enclosed separately using <think> and </think>, and <answer> and </answer> tags, "
+    "for example: <think>This is the reasoning process</think><answer>This is the answer</answer>."
+)
+ANSWER_ONLY_SYSTEM_PROMPT = (
+    "- Task: You need to answer questions based on the image uploaded.\n"
+    "- Format: Your response should give an accurate answer enclosed in <answer> and </answer> tags, "
+    "for example: <answer>This is the answer</answer>."
+)
+IMAGE_TOKEN = "<image>"
+
+COT_COLUMNS = [
+    "sample_id", "image_id", "image_path", "scenario", "subquery_id", "question", "question_id", "think",
+    "answer", "target", "reasoning_type", "source", "aug_kind", "parent_image_id", "labels", "answer_value",
+    "flagged", "flag_reason", "example_image_id", "example_image_path", "example_target",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CotConfig:
+    """The ablation switch, the flagged-row policy and the seed of the per-sample draws."""
+
+    reasoning: str = "boxes"
+    policy: str = "drop"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reasoning not in REASONING_MODES:
+            raise ValueError(f"reasoning must be one of {REASONING_MODES}, got {self.reasoning!r}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the data set with its true answers and what grounding says about them."""
+
+    image_id: str
+    image_path: str
+    labels: tuple[str, ...]
+    objects: list[ImageObject]
+    answers: dict[str, Any]
+    contradictions: tuple[str, ...]
+    measured: dict[str, Any] = field(default_factory=dict)
+    source: str = "original"
+    parent_image_id: str | None = None
+    aug_kind: str | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.contradictions)
+
+
+def original_records(
+    spec: ScenarioSpec, train: pd.DataFrame, objects: Mapping[str, list[ImageObject]]
+) -> list[ImageRecord]:
+    """Training images (``image_id, image_path, labels``) with answers from the inverse of ``h``."""
+    out = []
+    for row in train.sort_values("image_id").itertuples(index=False):
+        found = objects.get(row.image_id, [])
+        truth = inverse(spec, row.labels, found)
+        out.append(ImageRecord(row.image_id, str(row.image_path), tuple(sorted(row.labels)), found, truth.answers,
+                               truth.contradictions, truth.measured))
+    return out
+
+
+def augmented_records(spec: ScenarioSpec, augmented: pd.DataFrame) -> list[ImageRecord]:
+    """Augmented images with their recorded answers; grounding is checked against their labels too
+    (a noise or style copy of a contradicted image is contradicted as well)."""
+    out = []
+    for row in augmented.sort_values("aug_id").itertuples(index=False):
+        found = objects_from_json(row.objects)
+        truth = inverse(spec, row.labels, found)
+        out.append(ImageRecord(row.aug_id, str(row.image_path), tuple(sorted(row.labels)), found,
+                               json.loads(row.answers), truth.contradictions, truth.measured, "augmented",
+                               row.parent_image_id, row.kind))
+    return out
+
+
+# --- one sample ---------------------------------------------------------------------------------------
+
+
+def sample_rng(seed: int, sample_id: str, stream: int) -> np.random.Generator:
+    """The generator of one sample's draws (stream 0: question, 1: in-context example)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(sample_id.encode()), stream]))
+
+
+def assistant_text(think: str, answer: str, mode: str) -> str:
+    """The target: ``<think>…</think><answer>…</answer>``, or ``<answer>…</answer>`` for answer_only."""
+    if mode == "answer_only":
+        return f"<answer>{answer}</answer>"
+    return f"<think>{think}</think><answer>{answer}</answer>"
+
+
+def think_for(spec: ScenarioSpec, record: ImageRecord, subquery_id: str, mode: str) -> str:
+    """The reasoning of one sample (empty for answer_only); untrusted evidence is not cited."""
+    if mode == "answer_only":
+        return ""
+    value = record.answers[subquery_id]
+    trusted = not record.flagged or record.measured.get(subquery_id, _UNSET) == value
+    return reasoning(spec, spec.subquery(subquery_id), value, record.objects, boxes=mode == "boxes",
+                     trusted=trusted)
+
+
+_UNSET = object()
+
+
+def sample_rows(
+    spec: ScenarioSpec, record: ImageRecord, questions: Mapping[str, Sequence[str]], config: CotConfig
+) -> list[dict[str, Any]]:
+    """The rows of one image, one per subquery (before in-context examples are chosen)."""
+    rows = []
+    for sub in spec.subqueries:
+        sample_id = f"{record.image_id}#{sub.id}"
+        options = list(questions.get(sub.id) or [sub.text])
+        qid = int(sample_rng(config.seed, sample_id, 0).integers(len(options)))
+        value = record.answers[sub.id]
+        answer = format_answer(sub, value)
+        think = think_for(spec, record, sub.id, config.reasoning)
+        rows.append({
+            "sample_id": sample_id, "image_id": record.image_id, "image_path": record.image_path,
+            "scenario": spec.scenario, "subquery_id": sub.id, "question": options[qid], "question_id": qid,
+            "think": think, "answer": answer, "target": assistant_text(think, answer, config.reasoning),
+            "reasoning_type": sub.reasoning_type, "source": record.source, "aug_kind": record.aug_kind,
+            "parent_image_id": record.parent_image_id, "labels": list(record.labels),
+            "answer_value": json.dumps(value), "flagged": record.flagged,
+            "flag_reason": "; ".join(record.contradictions),
+        })  # fmt: skip
+    return rows
+
+
+# --- the data set --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CotBuild:
+    """The ``cot_dataset`` table (after the policy) and what was flagged before it applied."""
+
+    table: pd.DataFrame
+    images: int
+    flagged_images: list[tuple[str, str]]
+    rows_before_policy: int
+    flagged_rows: int
+
+    @property
+    def flagged_rate(self) -> float:
+        """Share of samples whose grounding contradicts their labels (before dropping any)."""
+        return self.flagged_rows / self.rows_before_policy if self.rows_before_policy else 0.0
+
+
+def build_cot(
+    spec: ScenarioSpec,
+    records: Iterable[ImageRecord],
+    questions: Mapping[str, Sequence[str]],
+    config: CotConfig,
+) -> CotBuild:
+    """Every sample of ``records``, the policy applied, in-context examples chosen."""
+    records = list(records)
+    rows = [row for record in records for row in sample_rows(spec, record, questions, config)]
+    table = pd.DataFrame(rows, columns=COT_COLUMNS[:-3])
+    flagged_rows = int(table["flagged"].sum()) if len(table) else 0
+    before = len(table)
+    if config.policy == "drop" and len(table):
+        table = table[~table["flagged"]].reset_index(drop=True)
+    table = with_examples(table, config.seed)
+    flagged = [(r.image_id, "; ".join(r.contradictions)) for r in records if r.flagged]
+    return CotBuild(table, len(records), flagged, before, flagged_rows)
+
+
+def with_examples(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Add the in-context example of every sample: an unflagged normal training image's sample for the
+    same subquery, other than the sample's image and its parent, drawn by the sample's generator."""
+    table = table.copy()
+    if table.empty:
+        for column in ("example_image_id", "example_image_path", "example_target"):
+            table[column] = pd.Series(dtype=object)
+        return table[COT_COLUMNS]
+    normal = table[(table["source"] == "original") & ~table["flagged"]
+                   & table["labels"].map(lambda labels: list(labels) == [NORMAL])]
+    by_subquery = {sid: group.sort_values("image_id") for sid, group in normal.groupby("subquery_id")}
+    picked = [_example(row, by_subquery.get(row.subquery_id), seed) for row in table.itertuples(index=False)]
+    table["example_image_id"] = [p[0] for p in picked]
+    table["example_image_path"] = [p[1] for p in picked]
+    table["example_target"] = [p[2] for p in picked]
+    return table[COT_COLUMNS]
+
+
+def _example(row: Any, candidates: pd.DataFrame | None, seed: int) -> tuple[str | None, str | None, str | None]:
+    if candidates is None:
+        return None, None, None
+    allowed = candidates[~candidates["image_id"].isin([row.image_id, row.parent_image_id])]
+    if allowed.empty:
+        return None, None, None
+    pick = allowed.iloc[int(sample_rng(seed, row.sample_id, 1).integers(len(allowed)))]
+    return pick["image_id"], pick["image_path"], pick["target"]
+
+
+# --- checks ------------------------------------------------------------------------------------------
+
+
+def unparseable_answers(spec: ScenarioSpec, table: pd.DataFrame) -> list[str]:
+    """Samples whose ``answer`` or ``target`` does not parse back to ``answer_value``."""
+    bad = []
+    for row in table.itertuples(index=False):
+        sub = spec.subquery(row.subquery_id)
+        want = json.loads(row.answer_value)
+        for text in (row.answer, row.target):
+            parsed = parse_answer(sub, text)
+            if not parsed.ok or parsed.value != want:
+                bad.append(f"{row.sample_id}: {text!r} reads as {parsed.value!r} ({parsed.reason}), not {want!r}")
+                break
+    return bad
+
+
+def answer_agreement(table: pd.DataFrame, truth: Mapping[str, Mapping[str, Any]]) -> pd.Series:
+    """Per sample: does its answer equal ``truth[image_id][subquery_id]``? (missing truth: False)."""
+    return pd.Series(
+        [json.loads(r.answer_value) == truth.get(r.image_id, {}).get(r.subquery_id, _UNSET)
+         for r in table.itertuples(index=False)],
+        index=table.index, dtype=bool,
+    )  # fmt: skip
+
+
+# --- export ------------------------------------------------------------------------------------------
+
+
+def system_prompt(mode: str) -> str:
+    """The Fig. 3 system prompt (its format line without the think tags for answer_only)."""
+    return ANSWER_ONLY_SYSTEM_PROMPT if mode == "answer_only" else SYSTEM_PROMPT
+
+
+def icl_prompt(question: str, example_target: str | None) -> str:
+    """The user turn of Fig. 3: the subquery, the example image with its output, the test image.
+    ``<image>`` marks where each image goes (example first); without an example only the test."""
+    parts = [question, ""]
+    if example_target:
+        parts += ["Case:", f"- Input Image: {IMAGE_TOKEN}", f"- Output: {example_target}",
+                  "On the test image, provide a concise reasoning and the corresponding answer.", ""]
+    parts += ["Test:", f"- Input: {IMAGE_TOKEN}", "- Output:"]
+    return "\n".join(parts)
+
+
+def sharegpt_record(row: Any, mode: str) -> dict[str, Any]:
+    """One sample in LLaMA-Factory's sharegpt (OpenAI messages) multimodal format."""
+    has_example = bool(row.example_target)
+    images = [row.example_image_path, row.image_path] if has_example else [row.image_path]
+    return {
+        "messages": [
+            {"role": "system", "content": system_prompt(mode)},
+            {"role": "user", "content": icl_prompt(row.question, row.example_target if has_example else None)},
+            {"role": "assistant", "content": row.target},
+        ],
+        "images": [str(Path(p).resolve()) for p in images],
+    }
+
+
+def write_jsonl(path: Path, table: pd.DataFrame, mode: str) -> int:
+    """Write every sample as one JSON line (atomically); returns the number of lines."""
+    lines = [json.dumps(sharegpt_record(row, mode), ensure_ascii=False) for row in table.itertuples(index=False)]
+    write_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def llamafactory_dataset_info(name: str, file_name: str) -> dict[str, Any]:
+    """The ``dataset_info.json`` entry that makes LLaMA-Factory read the JSONL file."""
+    return {
+        name: {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                     "assistant_tag": "assistant", "system_tag": "system"},
+        }
+    }  # fmt: skip

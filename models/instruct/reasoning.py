@@ -1,0 +1,420 @@
+"""Chain-of-thought templates: reasoning over the grounded objects that ends in the true answer.
+
+The paper's fine-grained CoT cites bounding boxes in pixels of the original image ("there are 6
+yellow pushpins in the first row … The positions of each pushpin are respectively
+[65,78,249,191],… The distribution is [2,1,1,1,1].", "the cable runs from position (189, 387)
+to (802, 394) …"), with templates per reasoning type: direction, distance, size, counting, other.
+
+What a template says is read from the subquery's ``measure`` where it has one, so reasoning and
+answer come from the same computation and cannot disagree:
+
+* ``grid(label, container, rows, cols)[r]`` — the objects in row ``r`` and the distribution;
+* ``count_of(label, …)`` — every object of the label, and those the answer counts;
+* ``present(label)`` — the objects found, or that there are none;
+* ``left_of(a, b)`` / ``above(a, b)`` — the groups' boxes, mean centres and their order;
+* ``attribute_values(label, key)`` — the objects from left to right and their values.
+
+Which objects an answer counts is found by measuring the subquery on each object alone (with the
+subquery's container objects): an object counts when adding it raises the answer by one.
+
+Subqueries without a measure get the template of their reasoning type: the objects the subquery
+names with their boxes (absent ones are not mentioned: without a measure an absence is not
+verified, and a missed label must not read as "no label" before the answer "Yes"), then geometry
+the type is about (where an elongated object such as a
+cable runs, how far an object's centre is from its container's, how large objects are). These
+facts are measured, not judged, so they never contradict the answer, which closes every chain.
+
+``boxes=False`` (the paper's ablation "reasoning without coordinates") writes the same chains with
+every coordinate left out. ``trusted=False`` is for a row whose answer the grounding contradicts
+(kept under the ``keep_label_answer`` policy): it cites no object, only the answer.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.objects import ImageObject, rle_decode
+from models.spec import ScenarioSpec, SubquerySpec, format_answer, measure
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+# Attributes that say what an object is (not where), worth a word in the reasoning; others stay out.
+DESCRIBED = {"colour": "{}", "clamps": "with {} clamps", "length_class": "{}", "fruit": "{}"}
+ELONGATED = 3.0  # length / width of the rotated box above which an object is a line (cable, screw)
+
+
+@dataclass(frozen=True)
+class MeasureShape:
+    """What a measure computes, read from its source: the outer call, its literal arguments, and
+    the subscript applied to it (``grid(...)[0]``)."""
+
+    func: str | None
+    args: tuple[Any, ...] = ()
+    index: int | None = None
+
+
+@cache
+def measure_shape(source: str) -> MeasureShape:
+    """The shape of a measure expression (``func`` None for composite expressions)."""
+    node = ast.parse(source, mode="eval").body
+    index = None
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        index, node = node.slice.value, node.value
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        return MeasureShape(None)
+    args = tuple(_literal(a) for a in node.args)
+    return MeasureShape(node.func.id, args, index if isinstance(index, int) else None)
+
+
+def _literal(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        return None
+
+
+# --- words -------------------------------------------------------------------------------------------
+
+
+def plural(name: str) -> str:
+    """``pushpin`` → ``pushpins``, ``banana chip`` → ``banana chips``; mass nouns stay."""
+    if name.endswith(("s", "juice")):
+        return name
+    return name + "s"
+
+
+def noun(spec: ScenarioSpec, label: str, n: int) -> str:
+    """The object's name for ``n`` of them, with its colour when that is one plain word (yellow pushpins)."""
+    colour = next((o.colour for o in spec.objects if o.name == label), None)
+    word = label if n == 1 else plural(label)
+    if colour and colour.isalpha():
+        return f"{colour} {word}"
+    return word
+
+
+def box(b: Sequence[int]) -> str:
+    """A box as the paper writes it: ``[65,78,249,191]``."""
+    return "[" + ",".join(str(int(v)) for v in b) + "]"
+
+
+def point(p: Sequence[float]) -> str:
+    return f"({round(p[0])}, {round(p[1])})"
+
+
+def describe(obj: ImageObject) -> str:
+    """Words for what an object is (``red``, ``with 5 clamps``), from a few known attributes."""
+    words = []
+    for key, template in DESCRIBED.items():
+        if isinstance(obj.attributes.get(key), str | int) and not isinstance(obj.attributes[key], bool):
+            words.append(template.format(str(obj.attributes[key]).replace("_", " ")))
+    return " ".join(words)
+
+
+class Writer:
+    """Sentences of one chain; coordinates only when ``boxes`` is on."""
+
+    def __init__(self, boxes: bool) -> None:
+        self.boxes = boxes
+        self.sentences: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.sentences.append(text[0].upper() + text[1:])
+
+    def at(self, objects: Sequence[ImageObject], described: bool = False) -> str:
+        """`` at [..] (red), [..]``; without boxes `` (red)`` or nothing."""
+        words = [describe(o) if described else "" for o in objects]
+        if self.boxes and objects:
+            cited = (box(o.bbox) + (f" ({w})" if w else "") for o, w in zip(objects, words, strict=True))
+            return " at " + ", ".join(cited)
+        known = [w for w in words if w]
+        return f" ({', '.join(known)})" if known else ""
+
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+# --- geometry ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Measured facts of one object's mask: its rotated box, and its ends and length along its
+    path when it is a line (half the outline of a thin band)."""
+
+    length: float
+    width: float
+    ends: tuple[tuple[float, float], tuple[float, float]] | None
+    path_length: float
+
+
+@lru_cache(maxsize=4096)
+def _geometry(height: int, width: int, counts: str) -> Geometry:
+    mask = rle_decode({"size": [height, width], "counts": counts})
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys], axis=1).astype(np.float32)
+    (_, _), (w, h), _ = cv2.minAreaRect(points)
+    length, width = max(w, h), max(min(w, h), 1.0)
+    if length / width < ELONGATED:
+        return Geometry(float(length), float(width), None, float(length))
+    centre = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
+    t = (points - centre) @ vt[0]
+    first, last = points[int(t.argmin())], points[int(t.argmax())]
+    if first[0] > last[0]:
+        first, last = last, first
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    path = max(cv2.arcLength(c, True) for c in contours) / 2.0  # a thin band's outline runs along it twice
+    return Geometry(float(length), float(width), ((float(first[0]), float(first[1])), (float(last[0]), float(last[1]))),
+                    max(path, float(length)))
+
+
+def geometry(obj: ImageObject) -> Geometry:
+    """The object's :class:`Geometry` (cached by mask)."""
+    height, width = (int(v) for v in obj.mask_rle["size"])
+    return _geometry(height, width, obj.mask_rle["counts"])
+
+
+# --- which objects an answer counts --------------------------------------------------------------------
+
+
+def counted(spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence[ImageObject]) -> list[ImageObject]:
+    """The objects that each raise the subquery's measured answer by one (see the module docstring)."""
+    context = [o for o in objects if o.label in _containers(spec, sub)]
+    base = _total(measure(spec, context).get(sub.id))
+    if base is None:
+        return []
+    out = []
+    for obj in sorted(objects, key=lambda o: (o.centroid[0], o.centroid[1])):  # cited left to right
+        if obj.label in sub.objects and obj.label not in _containers(spec, sub):
+            value = _total(measure(spec, [*context, obj]).get(sub.id))
+            if value is not None and value - base == 1:
+                out.append(obj)
+    return out
+
+
+def _containers(spec: ScenarioSpec, sub: SubquerySpec) -> set[str]:
+    return {o.name for o in spec.objects if not o.countable and o.name in sub.objects}
+
+
+def _total(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, list):
+        return sum(value)
+    return value if isinstance(value, int) else None
+
+
+# --- the chains ------------------------------------------------------------------------------------------
+
+
+def think(
+    spec: ScenarioSpec,
+    sub: SubquerySpec,
+    value: Any,
+    objects: Sequence[ImageObject],
+    boxes: bool = True,
+    trusted: bool = True,
+) -> str:
+    """The reasoning (without tags) for ``sub`` on an image with ``objects`` whose true answer is ``value``."""
+    answer = format_answer(sub, value)
+    w = Writer(boxes)
+    if not trusted:
+        names = ", ".join(plural(n) for n in sub.objects) or "objects"
+        w.say(f"looking at the {names} in the picture, the answer is {answer}.")
+        return w.text()
+    shape = measure_shape(spec.measures[sub.id][0].source) if sub.id in spec.measures else MeasureShape(None)
+    if shape.func == "grid" and shape.index is not None:
+        _grid(w, spec, sub, shape, objects, answer)
+        return w.text()
+    handler = {"count_of": _count, "present": _present, "left_of": _order, "above": _order,
+               "attribute_values": _values}.get(shape.func or "")  # fmt: skip
+    if handler is None or not handler(w, spec, sub, shape, objects):
+        _by_type(w, spec, sub, objects)
+    if not w.sentences:
+        w.say("observe the picture carefully.")
+    w.say(f"so the answer is {answer}.")
+    return w.text()
+
+
+def _of(objects: Sequence[ImageObject], labels: Any) -> list[ImageObject]:
+    names = {labels} if isinstance(labels, str) else set(labels or ())
+    return sorted((o for o in objects if o.label in names), key=lambda o: (o.centroid[0], o.centroid[1]))
+
+
+def _grid(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShape,
+          objects: Sequence[ImageObject], answer: str) -> None:
+    """The paper's dense-grid chain: the row's objects, their boxes, the distribution."""
+    label, container, rows, cols = shape.args[:4]
+    holder = max(_of(objects, container), key=lambda o: o.area, default=None)
+    items = counted(spec, sub, objects)
+    row = ORDINALS[shape.index] if shape.index < len(ORDINALS) else f"row {shape.index + 1}"
+    if holder is not None:
+        w.say(f"the {container}{w.at([holder])} is divided into {rows} rows and {cols} columns.")
+    w.say(f"observe carefully, there are {len(items)} {noun(spec, label, len(items))} in the {row} row "
+          f"of the {container} in the picture.")
+    if items and w.boxes:
+        w.say(f"the positions of each {label} are respectively {','.join(box(o.bbox) for o in items)}.")
+    w.say(f"the distribution is {answer}.")
+
+
+def _count(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShape,
+           objects: Sequence[ImageObject]) -> bool:
+    label = shape.args[0] if shape.args else None
+    if not isinstance(label, str):
+        return False
+    every, items = _of(objects, label), counted(spec, sub, objects)
+    if not every:
+        w.say(f"observe carefully, I find no {label} in the picture.")
+        return True
+    w.say(f"observe carefully, there {'is' if len(every) == 1 else 'are'} {len(every)} "
+          f"{noun(spec, label, len(every))} in the picture.")
+    if len(items) == len(every):
+        if w.boxes:
+            w.say(f"the positions of each {label} are respectively {','.join(box(o.bbox) for o in every)}.")
+        return True
+    kind = sub.keywords[0] if sub.keywords else f"{plural(label)} the question asks about"
+    listing = w.at(every, described=True)
+    if listing:
+        w.say(f"they are{listing}.")
+    w.say(f"{len(items)} of them {'is' if len(items) == 1 else 'are'} among the {kind}{w.at(items)}.")
+    return True
+
+
+def _present(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShape,
+             objects: Sequence[ImageObject]) -> bool:
+    label = shape.args[0] if shape.args else None
+    found = _of(objects, label)
+    names = label if isinstance(label, str) else " or ".join(label or ())
+    if not found:
+        w.say(f"observe carefully, I find no {names} in the picture.")
+    elif not _countable(spec, found[0].label):
+        w.say(f"I can see the {found[0].label}{w.at(found, described=True) or ' in the picture'}.")
+    else:
+        first = found[0].label
+        w.say(f"I can see {len(found)} {noun(spec, first, len(found))}{w.at(found, described=True)}.")
+    return True
+
+
+def _countable(spec: ScenarioSpec, label: str) -> bool:
+    return next((o.countable for o in spec.objects if o.name == label), True)
+
+
+def _order(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShape,
+           objects: Sequence[ImageObject]) -> bool:
+    first, second = _of(objects, shape.args[0]), _of(objects, shape.args[1])
+    if not first or not second:
+        return False
+    axis = 0 if shape.func == "left_of" else 1
+    a, b = (float(np.mean([o.centroid[axis] for o in g])) for g in (first, second))
+    coord = "x" if axis == 0 else "y"
+    words = (("left of", "right of") if axis == 0 else ("above", "below"))[0 if a < b else 1]
+    if w.boxes:
+        for group, centre in ((first, a), (second, b)):
+            w.say(f"the {_group_name(group)} {_verb(group, 'is', 'are')} at {','.join(box(o.bbox) for o in group)}, "
+                  f"centred at {coord} = {round(centre)}.")
+    w.say(f"the {_group_name(first)} {_verb(first, 'lies', 'lie')} {words} the {_group_name(second)}.")
+    return True
+
+
+def _group_name(group: Sequence[ImageObject]) -> str:
+    """``nectarine and tangerines``: each label once, plural where it has several objects."""
+    counts: dict[str, int] = {}
+    for o in group:
+        counts[o.label] = counts.get(o.label, 0) + 1
+    return " and ".join(plural(n) if k > 1 else n for n, k in counts.items())
+
+
+def _verb(group: Sequence[ImageObject], one: str, many: str) -> str:
+    return one if len(group) == 1 else many
+
+
+def _values(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShape,
+            objects: Sequence[ImageObject]) -> bool:
+    label, key = (*shape.args, None, None)[:2]
+    found = _of(objects, label)
+    if not found or not all(key in o.attributes for o in found):
+        return False
+    values = " and ".join(str(o.attributes[key]) for o in found)
+    where = f" at {' and '.join(box(o.bbox) for o in found)}" if w.boxes else ""
+    w.say(f"from left to right, the {plural(label)}{where} have {values} {key.replace('_', ' ')}.")
+    return True
+
+
+def _by_type(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence[ImageObject]) -> None:
+    """The template of the subquery's reasoning type, over the objects it names."""
+    groups = [(name, _of(objects, name)) for name in sub.objects]
+    for name, found in groups:  # absence is not claimed: without a measure it is not verified
+        if not found:
+            continue
+        if len(found) == 1:
+            w.say(f"the {name} is{w.at(found, described=True) or ' in the picture'}.")
+        else:
+            w.say(f"I see {plural(name)}{w.at(found, described=True) or ' in the picture'}.")
+    present = [(name, found) for name, found in groups if found]
+    if sub.reasoning_type in ("direction", "distance"):
+        _lines(w, present, distance=sub.reasoning_type == "distance")
+    if sub.reasoning_type == "distance":
+        _offsets(w, spec, present)
+    if sub.reasoning_type == "size":
+        _sizes(w, spec, present)
+
+
+def _lines(w: Writer, present: list[tuple[str, list[ImageObject]]], distance: bool) -> None:
+    """Where each elongated object (a cable) runs, and for distance how far its ends are apart."""
+    if not w.boxes:
+        return
+    for name, found in present:
+        for obj in found:
+            g = geometry(obj)
+            if g.ends is None or obj.label not in _line_labels(present):
+                continue
+            start, end = g.ends
+            text = f"the {name} runs from position {point(start)} to {point(end)}"
+            if distance:
+                gap = float(np.hypot(end[0] - start[0], end[1] - start[1]))
+                text += f"; its ends are {round(gap)} px apart and it is about {round(g.path_length)} px long"
+            w.say(text + ".")
+
+
+def _line_labels(present: list[tuple[str, list[ImageObject]]]) -> set[str]:
+    """Labels whose objects are all elongated (a cable, not a bottle that happens to be tall)."""
+    return {name for name, found in present if all(geometry(o).ends is not None for o in found)}
+
+
+def _offsets(w: Writer, spec: ScenarioSpec, present: list[tuple[str, list[ImageObject]]]) -> None:
+    """How far the first object's centre lies from its container's (a label on its bottle)."""
+    holders = [found[0] for name, found in present if name in {o.name for o in spec.objects if not o.countable}]
+    items = [found[0] for name, found in present if found[0] not in holders]
+    if not holders or not items or not w.boxes:
+        return
+    item, holder = items[0], max(holders, key=lambda o: o.area)
+    dx = item.centroid[0] - (holder.bbox[0] + holder.bbox[2]) / 2
+    side = "right of" if dx > 0 else "left of"
+    w.say(f"the centre of the {item.label} is at {point(item.centroid)}, {abs(round(dx))} px {side} the "
+          f"centre line of the {holder.label}.")
+
+
+def _sizes(w: Writer, spec: ScenarioSpec, present: list[tuple[str, list[ImageObject]]]) -> None:
+    """Each object's extent, and how much of its container's height a filling object covers."""
+    if not w.boxes:
+        return
+    for name, found in present:
+        sizes = []
+        for obj in found:
+            g = geometry(obj)
+            sizes.append(f"{round(g.length)} px long" if g.ends is not None else f"{obj.width}x{obj.height} px")
+        w.say(f"the {plural(name) if len(found) > 1 else name} {'are' if len(found) > 1 else 'is'} "
+              f"{', '.join(sizes)}.")
+    holders = {o.name for o in spec.objects if not o.countable}
+    tall = [found[0] for name, found in present if name in holders]
+    if len(tall) >= 2:
+        inner, outer = sorted(tall, key=lambda o: o.area)[:2]
+        share = inner.height / max(outer.height, 1)
+        w.say(f"the {inner.label} reaches up to y = {inner.bbox[1]} and covers {round(100 * share)}% of the "
+              f"{outer.label}'s height.")
