@@ -34,7 +34,7 @@ from pydantic import Field
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
 from assets.paths import adapter_dir, reports_dir
-from assets.tags import GPU_POOL, gpu_tags
+from assets.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -205,12 +205,12 @@ METRICS_CHECK = "metrics_cover_every_scenario"
 
 @multi_asset(
     outs={
-        "lac_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"},
+        "lac_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                 description="Table II: binary and macro F1 (%) per scenario and on average, "
                                             "one row per model × method (× configuration)."),
-        "lac_class_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"},
+        "lac_class_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                       description="Per class: precision, recall, F1, support (one-vs-rest)."),
-        "lac_confusion": AssetOut(code_version="1", kinds={"pandas", "parquet"},
+        "lac_confusion": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                   description="Images per (true label set, predicted label set) with its outcome."),
     },
     ins={"lac_predictions": AssetIn(partition_mapping=AllPartitionMapping(),

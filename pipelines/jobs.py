@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-# Unpartitioned: they read every scenario's predictions, so they run once after the per-scenario runs.
-METRICS_ASSETS = AssetSelection.assets("lac_metrics", "lac_class_metrics", "lac_confusion")
+from assets.tags import ALL_SCENARIOS, SCOPE_TAG
+
+# lac_metrics and its siblings: unpartitioned, they read every scenario's predictions, so they run once
+# after the per-scenario runs. Selected by tag, which also resolves where they are not defined.
+METRICS_ASSETS = AssetSelection.tag(SCOPE_TAG, ALL_SCENARIOS)
 
 full_pipeline = define_asset_job(
     "full_pipeline",
