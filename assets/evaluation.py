@@ -49,7 +49,7 @@ from models.evaluation import (
     select_examples,
     write_html,
 )
-from models.evaluation.answerers import CHECKPOINT_MAX_NEW_TOKENS, TINY_MAX_NEW_TOKENS, default_max_new_tokens
+from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, default_max_new_tokens
 from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec, UnparseablePolicy
@@ -72,8 +72,8 @@ class LacPredictionsConfig(Config):
     batch_size: int = Field(default=8, description="Prompts per generate() call (subqueries of 1-2 images).")
     max_new_tokens: int | None = Field(
         default=None,
-        description=f"Generation limit; None = {CHECKPOINT_MAX_NEW_TOKENS} for a real checkpoint, "
-                    f"{TINY_MAX_NEW_TOKENS} for the tiny built-in model (random weights run to the limit).",
+        description="Generation limit; None = room for the longest cot_dataset target (as training scores), "
+                    f"at least {CHECKPOINT_MIN_NEW_TOKENS} for a real checkpoint.",
     )
     unparseable_policy: str = Field(default="normal", description="What h does with unreadable answers: "
                                     "normal (assume the normal answer), ignore (skip rules reading it), error.")
@@ -109,7 +109,7 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    max_new_tokens = config.max_new_tokens or default_max_new_tokens(vlm.is_tiny)
+    max_new_tokens = config.max_new_tokens or default_max_new_tokens(cot_dataset["target"], tiny=vlm.is_tiny)
     policy = UnparseablePolicy(config.unparseable_policy)
     frames, timing, usage = [], {}, {}
     for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, config, max_new_tokens, usage):

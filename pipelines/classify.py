@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--adapter", type=Path, help="LoRA adapter directory (default: the latest vlm_adapter)")
     parser.add_argument("--method", choices=["finetuned", "icl"], default="finetuned",
                         help="finetuned: base model + adapter; icl: the base model in context")
-    parser.add_argument("--max-new-tokens", type=int, help="generation limit (default: 512, tiny model 64)")
+    parser.add_argument("--max-new-tokens", type=int,
+                        help="generation limit (default: room for the example's target; at least 512 for a real model)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy], default="normal")
     return parser.parse_args(argv)
@@ -123,7 +124,8 @@ def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
     frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
     questions = build_questions(frame, spec, examples)
     answerer = local_answerer(vlm, batch_size=args.batch_size,
-                              max_new_tokens=args.max_new_tokens or default_max_new_tokens(resource.is_tiny))
+                              max_new_tokens=args.max_new_tokens or default_max_new_tokens(
+                                  [e.target for e in examples.values()], tiny=resource.is_tiny))
     table = predict(spec, questions, answerer, method=args.method, model=resource.model_dir().name,
                     true_labels=None, policy=args.unparseable_policy)
     return [_image_result(rows) for _, rows in table.groupby("image_id", sort=False)]

@@ -7,7 +7,7 @@ differs (file paths for the local processor, inline ``data:`` URLs for the endpo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from models.evaluation.predict import Answerer, Question
@@ -17,16 +17,21 @@ from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, g
 API_CACHE_TAG = "lac-icl-fig3-v1"
 """Names the prompt in the response cache; bump it when the Fig. 3 text changes."""
 
-TINY_MAX_NEW_TOKENS = 64
-CHECKPOINT_MAX_NEW_TOKENS = 512
+CHECKPOINT_MIN_NEW_TOKENS = 512
+CHARS_PER_TOKEN = 3
 FEATURE_CACHE_IMAGES = 16
 """Images whose vision features stay cached: the example(s) and the test images of a batch or two."""
 
 
-def default_max_new_tokens(tiny: bool) -> int:
-    """Room for a CoT that cites boxes (a real checkpoint), or a short run for the tiny built-in model,
-    whose random weights never emit the end token and always run to the limit."""
-    return TINY_MAX_NEW_TOKENS if tiny else CHECKPOINT_MAX_NEW_TOKENS
+def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
+    """Room for the longest training target (about 3 characters a token) plus a margin, as training scores.
+
+    The tiny built-in model gets exactly that: it was trained to write such targets, and untrained it
+    never emits the end token, so any more is wasted. A real checkpoint gets at least 512 tokens, since
+    a large model answering in context writes longer reasoning than the training targets.
+    """
+    room = max(len(t) for t in targets) // CHARS_PER_TOKEN + 16
+    return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
 
 
 def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,

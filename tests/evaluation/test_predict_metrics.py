@@ -187,3 +187,11 @@ def test_questions_follow_image_then_spec_order() -> None:
     assert [q.image_id for q in questions[:6]] == ["screw_bag/test/good/000"] * 6
     assert [q.subquery_id for q in questions[:6]] == SCREW_BAG.subquery_ids
     assert questions[0].question == SCREW_BAG.subqueries[0].text
+
+
+def test_default_generation_room_follows_the_training_targets() -> None:
+    from models.evaluation.answerers import default_max_new_tokens
+
+    assert default_max_new_tokens(["x" * 30, "y" * 300], tiny=True) == 300 // 3 + 16
+    assert default_max_new_tokens(["y" * 300], tiny=False) == 512  # a real model answering in context
+    assert default_max_new_tokens(["z" * 3000], tiny=False) == 1016
