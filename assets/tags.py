@@ -29,3 +29,14 @@ def gpus_requested(tags: dict[str, str]) -> int:
     if tags.get(COMPUTE_TAG) != GPU:
         return 0
     return int(tags.get(GPUS_TAG, "1"))
+
+
+SCOPE_TAG = "logicls/scope"
+ALL_SCENARIOS = "all_scenarios"
+"""``logicls/scope: all_scenarios`` marks unpartitioned assets that read every scenario (``lac_metrics``):
+jobs that run one scenario select everything but these, and they run once the scenarios are done."""
+
+
+def all_scenarios_tags() -> dict[str, str]:
+    """Tags of an asset computed over every scenario partition at once."""
+    return {SCOPE_TAG: ALL_SCENARIOS}

@@ -31,6 +31,8 @@ def build_resources() -> dict[str, object]:
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
         "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
         "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
+        # The in-context baseline over an API: greedy (temperature 0), like the local models.
+        "icl_endpoint": chat_endpoint_from_env("LOGICLS_ICL", cache_dir=f"{storage}/cache/llm", temperature=0.0),
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
         "vlm": VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=storage),
     }

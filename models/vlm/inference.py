@@ -14,6 +14,7 @@ float reassociation from different batch shapes.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
 import torch
@@ -72,11 +73,21 @@ def generate(vlm: VisionLanguageModel, requests: Sequence[PromptRequest], *, max
 
 
 class ImageFeatureCache:
-    """Vision-tower outputs per image key (e.g. the image path), computed once per image."""
+    """Vision-tower outputs per image key (e.g. the image path), computed once per image.
 
-    def __init__(self, vlm: VisionLanguageModel) -> None:
+    ``max_entries`` bounds the cache, least recently used first out: a whole test split at native
+    resolution would otherwise pile up (a 7B model's features of one 1600×1100 image take ~16 MB).
+    With requests ordered by test image, a small bound loses nothing: the shared example image is
+    used by every request and stays, and a test image is done before the next one starts.
+    """
+
+    def __init__(self, vlm: VisionLanguageModel, max_entries: int | None = None) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.vlm = vlm
-        self._features: dict[Hashable, torch.Tensor] = {}
+        self.max_entries = max_entries
+        self.computed = 0  # vision-tower calls made, evicted images that came back included
+        self._features: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._features)
@@ -86,11 +97,15 @@ class ImageFeatureCache:
                  grid_thw: torch.Tensor) -> torch.Tensor:
         """The image's features; ``key=None`` (an in-memory image) computes them without caching."""
         if key in self._features:
+            self._features.move_to_end(key)
             return self._features[key]
         device = self.vlm.device
         out = self.vlm.base_model.get_image_features(pixel_values.to(device), grid_thw.to(device))
+        self.computed += 1
         if key is not None:
             self._features[key] = out.pooler_output[0]
+            if self.max_entries is not None and len(self._features) > self.max_entries:
+                self._features.popitem(last=False)
         return out.pooler_output[0]
 
 
@@ -120,7 +135,7 @@ def generate_with_image_cache(vlm: VisionLanguageModel, requests: Sequence[Promp
             for key, (pixels, grid) in zip(keys, _split_pixels(prompt), strict=True):
                 features.append(cache.features(key, pixels, grid))
         texts.extend(decode(vlm, generate_ids(vlm, prompts, max_new_tokens, image_features=features)))
-    logger.info("image feature cache: %d distinct images for %d requests", len(cache), len(requests))
+    logger.info("image feature cache: %d vision-tower calls for %d requests", cache.computed, len(requests))
     return texts
 
 

@@ -38,3 +38,18 @@ def test_image_feature_cache_gives_the_same_answers(tuned, requests):
     cached = generate_with_image_cache(tuned, requests, max_new_tokens=32, batch_size=4, cache=cache)
     assert cached == plain
     assert len(cache) == 5  # 4 distinct test images + the shared example, each encoded once
+
+
+def test_bounded_feature_cache_evicts_least_recently_used(tiny_model_dir, samples):
+    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    requests = [request_from_row(row) for row in samples.to_dict("records")]
+    plain = generate(vlm, requests, max_new_tokens=8, batch_size=4)
+    unbounded = ImageFeatureCache(vlm)
+    assert generate_with_image_cache(vlm, requests, max_new_tokens=8, batch_size=4, cache=unbounded) == plain
+    bounded = ImageFeatureCache(vlm, max_entries=2)
+    assert generate_with_image_cache(vlm, requests, max_new_tokens=8, batch_size=4, cache=bounded) == plain
+    assert (unbounded.computed, len(unbounded)) == (5, 5)
+    # the example is used by every request and stays; the 4 test images alternate, so evicted ones come back
+    assert len(bounded) == 2 and bounded.computed == 1 + len(requests)
+    with pytest.raises(ValueError, match="at least 1"):
+        ImageFeatureCache(vlm, max_entries=0)

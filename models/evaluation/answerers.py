@@ -1,0 +1,90 @@
+"""Who answers the subqueries: a local Qwen2.5-VL (with or without adapter) or a chat endpoint.
+
+Both build the same Fig. 3 prompt from :func:`models.vlm.prompt.build_messages`, so the in-context
+baseline over an API sees word for word what the local models see; only the image transport
+differs (file paths for the local processor, inline ``data:`` URLs for the endpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from models.evaluation.predict import Answerer, Question
+from models.llm import ChatCompleter, Message, image_part, text_part
+from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, generate_with_image_cache
+
+API_CACHE_TAG = "lac-icl-fig3-v1"
+"""Names the prompt in the response cache; bump it when the Fig. 3 text changes."""
+
+CHECKPOINT_MIN_NEW_TOKENS = 512
+CHARS_PER_TOKEN = 3
+FEATURE_CACHE_IMAGES = 16
+"""Images whose vision features stay cached: the example(s) and the test images of a batch or two."""
+
+
+def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
+    """Room for the longest training target (about 3 characters a token) plus a margin, as training scores.
+
+    The tiny built-in model gets exactly that: it was trained to write such targets, and untrained it
+    never emits the end token, so any more is wasted. A real checkpoint gets at least 512 tokens, since
+    a large model answering in context writes longer reasoning than the training targets.
+    """
+    room = max(len(t) for t in targets) // CHARS_PER_TOKEN + 16
+    return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
+
+
+def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,
+                   progress: bool = False) -> Answerer:
+    """Greedy, batched generation where each distinct image goes through the vision tower once.
+
+    Questions arrive grouped by test image (``build_questions``), so a batch holds the subqueries of
+    one or two images and the shared example image; the bounded feature cache keeps exactly those.
+    """
+
+    def answer(questions: Sequence[Question]) -> list[str]:
+        cache = ImageFeatureCache(vlm, max_entries=max(FEATURE_CACHE_IMAGES, 2 * batch_size + 2))
+        return generate_with_image_cache(vlm, [q.request() for q in questions], max_new_tokens=max_new_tokens,
+                                         batch_size=batch_size, cache=cache, progress=progress)
+
+    return answer
+
+
+def api_messages(question: Question) -> list[Message]:
+    """Fig. 3 as chat-completions messages: the same text, images inline as ``image_url`` parts.
+
+    The system prompt becomes a plain string (some OpenAI-compatible servers accept only that for
+    the system role); the user turn keeps its text/image order: subquery, example image, example
+    output and instruction, test image.
+    """
+    messages = build_messages(question.question, question.example.image_path, question.example.target,
+                              question.image_path)
+    out: list[Message] = []
+    for message in messages:
+        parts = message["content"]
+        if message["role"] == "system":
+            out.append({"role": "system", "content": "".join(p["text"] for p in parts)})
+            continue
+        content = [image_part(p["image"]) if p["type"] == "image" else text_part(p["text"]) for p in parts]
+        out.append({"role": message["role"], "content": content})
+    return out
+
+
+def api_answerer(client: ChatCompleter, *, concurrency: int = 4) -> Answerer:
+    """Replies from an OpenAI-compatible vision endpoint, ``concurrency`` requests in flight.
+
+    Retries, the request budget and the response cache are the client's (``models.llm``): a
+    re-run is answered from disk without a single request.
+    """
+
+    def ask(question: Question) -> str:
+        return client.complete(api_messages(question), tag=API_CACHE_TAG)
+
+    def answer(questions: Sequence[Question]) -> list[str]:
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        try:
+            return list(pool.map(ask, questions))
+        finally:  # after a failure (budget spent, endpoint down) ask nothing more
+            pool.shutdown(cancel_futures=True)
+
+    return answer

@@ -1,0 +1,162 @@
+"""Classify new images: which logical rule each one breaks, and the answers that say so, as JSON lines.
+
+    python -m pipelines.classify IMAGE... --scenario pushpins [--adapter PATH] [--method finetuned|icl]
+
+Every subquery of the scenario is asked in the paper's Fig. 3 format, exactly as in the
+evaluation: the fine-tuned adapter of the scenario (by default the latest materialized
+``vlm_adapter``, ``<LOGICLS_STORAGE>/checkpoints/vlm_adapter/<scenario>/final``) on the base model
+of ``LOGICLS_VLM_CHECKPOINT`` (the tiny built-in model when unset), or ``--method icl`` for the base
+model alone. The in-context example comes from the latest ``cot_dataset`` Parquet, or else from the
+scenario's first normal training image in ``loco_fc_split`` with its normal answers.
+
+Output: one JSON object per image and line on stdout: ``image``, ``scenario``, ``method``,
+``model``, ``labels`` (the predicted label set), ``evidence`` (the trail, one line per fired rule
+and unreadable answer), ``rules`` (the fired rules with the answers they read) and ``answers`` (per
+subquery: answer text, parsed value, whether parseable). Bad input (an unreadable image, an
+unknown scenario, a missing adapter or example) prints one line on stderr and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import transformers
+from PIL import Image, UnidentifiedImageError
+
+from assets.paths import adapter_dir
+from models.evaluation import build_questions, local_answerer, predict, select_examples
+from models.evaluation.answerers import default_max_new_tokens
+from models.evaluation.predict import ICLExample, normal_answer_examples
+from models.spec import ScenarioSpec, SpecError, UnparseablePolicy, get_spec
+from resources.settings import storage_dir
+from resources.vlm import VisionLanguageModel
+
+EXIT_BAD_INPUT = 2
+
+
+class ClassifyError(Exception):
+    """Bad input, said in one line."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.classify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", type=Path, help="image files to classify")
+    parser.add_argument("--scenario", required=True, help="the scenario (spec) the images belong to")
+    parser.add_argument("--adapter", type=Path, help="LoRA adapter directory (default: the latest vlm_adapter)")
+    parser.add_argument("--method", choices=["finetuned", "icl"], default="finetuned",
+                        help="finetuned: base model + adapter; icl: the base model in context")
+    parser.add_argument("--max-new-tokens", type=int,
+                        help="generation limit (default: room for the example's target; at least 512 for a real model)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy], default="normal")
+    return parser.parse_args(argv)
+
+
+def load_scenario(name: str) -> ScenarioSpec:
+    try:
+        return get_spec(name, os.getenv("LOGICLS_SCENARIO_DIR") or None)
+    except KeyError as error:
+        raise ClassifyError(error.args[0]) from None
+    except SpecError as error:
+        raise ClassifyError(f"invalid scenario spec: {error.source}") from None
+
+
+def check_images(paths: list[Path]) -> list[Path]:
+    """Each path must open as an image (decoded fully: a truncated file fails here, not mid-inference)."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.convert("RGB")
+        except (OSError, UnidentifiedImageError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a readable image"
+            raise ClassifyError(f"cannot read image {path}: {reason}") from None
+    return paths
+
+
+def resolve_adapter(args: argparse.Namespace, storage: Path) -> Path | None:
+    if args.method == "icl":
+        return None
+    directory = args.adapter or adapter_dir(storage, args.scenario)
+    if not (directory / "adapter_config.json").is_file():
+        raise ClassifyError(f"no LoRA adapter at {directory}: materialize vlm_adapter for {args.scenario}, "
+                            "pass --adapter, or use --method icl")
+    return directory
+
+
+def load_examples(spec: ScenarioSpec, storage: Path) -> dict[str, ICLExample]:
+    """From the latest cot_dataset, else the first normal training image of loco_fc_split."""
+    cot_path = storage / "cot_dataset" / f"{spec.scenario}.parquet"
+    split_path = storage / "loco_fc_split" / f"{spec.scenario}.parquet"
+    if cot_path.is_file():
+        try:
+            return select_examples(pd.read_parquet(cot_path), spec)
+        except ValueError as error:
+            raise ClassifyError(str(error)) from None
+    if split_path.is_file():
+        split = pd.read_parquet(split_path)
+        normal = split[(split["split"] == "train") & split["labels"].map(lambda x: list(x) == ["normal"])]
+        if not normal.empty:
+            first = normal.sort_values("image_id").iloc[0]
+            return normal_answer_examples(spec, str(first["image_id"]), str(first["image_path"]))
+    raise ClassifyError(f"no in-context example for {spec.scenario}: materialize cot_dataset or loco_fc_split "
+                        f"(looked for {cot_path} and {split_path})")
+
+
+def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
+    spec = load_scenario(args.scenario)
+    images = check_images(list(dict.fromkeys(args.images)))
+    storage = Path(storage_dir())
+    adapter = resolve_adapter(args, storage)
+    examples = load_examples(spec, storage)
+    resource = VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=str(storage))
+    try:
+        vlm = resource.load(adapter)
+    except (FileNotFoundError, ValueError) as error:
+        raise ClassifyError(str(error).splitlines()[0]) from None
+    frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
+    questions = build_questions(frame, spec, examples)
+    answerer = local_answerer(vlm, batch_size=args.batch_size,
+                              max_new_tokens=args.max_new_tokens or default_max_new_tokens(
+                                  [e.target for e in examples.values()], tiny=resource.is_tiny))
+    table = predict(spec, questions, answerer, method=args.method, model=resource.model_dir().name,
+                    true_labels=None, policy=args.unparseable_policy)
+    return [_image_result(rows) for _, rows in table.groupby("image_id", sort=False)]
+
+
+def _image_result(rows: pd.DataFrame) -> dict[str, Any]:
+    first = rows.iloc[0]
+    answers = {
+        r.subquery_id: {"answer": None if pd.isna(r.answer_text) else r.answer_text,
+                        "value": json.loads(r.answer_value) if r.parseable else None,
+                        "parseable": bool(r.parseable), "reason": None if pd.isna(r.parse_reason) else r.parse_reason}
+        for r in rows.itertuples(index=False)
+    }
+    return {"image": first["image_path"], "scenario": first["scenario"], "method": first["method"],
+            "model": first["model"], "labels": list(first["predicted_labels"]),
+            "evidence": list(first["evidence_lines"]), "rules": json.loads(first["evidence"]), "answers": answers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    transformers.utils.logging.disable_progress_bar()  # stderr stays for warnings and the error line
+    try:
+        results = classify(args)
+    except ClassifyError as error:
+        print(f"classify: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for result in results:
+        print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

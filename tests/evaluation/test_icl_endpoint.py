@@ -1,0 +1,108 @@
+"""The in-context baseline over an OpenAI-compatible vision endpoint, against a loopback server: Fig. 3 messages
+with both images inline, retries, the key kept secret, and a re-run answered from the cache."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, AssetSpec, EnvVar, Failure, materialize
+
+from assets.evaluation import lac_predictions
+from assets.partitions import scenario_partitions
+from assets.split import loco_fc_split
+from models.spec import get_spec
+from models.vlm.prompt import CASE_HEADER, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER
+from resources.llm import ChatEndpoint
+from resources.loco import LocoDataset
+from resources.parquet_io import ParquetIOManager, write_parquet_atomic
+from resources.vlm import VisionLanguageModel
+from tests.evaluation.helpers import cot_table, split_frame
+from tests.fakes.openai_server import FakeOpenAIServer, Status
+
+API_KEY = "sk-icl-test-5b1e-DO-NOT-LEAK"
+SPEC = get_spec("pushpins")
+
+
+def _responder(body: dict) -> str:
+    """A vision model that sees one pushpin per cell and every separator."""
+    question = body["messages"][1]["content"][0]["text"]
+    answer = "Yes" if "separators" in question else "[1, 1, 1, 1, 1]"
+    return f"<think>I look at the test image.</think><answer>{answer}</answer>"
+
+
+def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str]):
+    return materialize(
+        [loco_fc_split, AssetSpec(AssetKey("cot_dataset"), partitions_def=scenario_partitions), lac_predictions],
+        partition_key="pushpins",
+        resources={"io_manager": ParquetIOManager(base_dir=str(storage)),
+                   "loco": LocoDataset(data_root=str(root), storage_dir=str(storage)),
+                   "vlm": VisionLanguageModel(storage_dir=str(storage)), "icl_endpoint": endpoint},
+        run_config={"ops": {"loco_fc_split": {"config": {"train_ratio": 0.5}},
+                            "lac_predictions": {"config": {"methods": methods}}}},
+    )
+
+
+@pytest.fixture
+def storage(tmp_path, pushpins_root) -> Path:
+    storage = tmp_path / "storage"
+    write_parquet_atomic(cot_table(SPEC, split_frame(pushpins_root, "pushpins")),
+                         storage / "cot_dataset" / "pushpins.parquet")
+    return storage
+
+
+def _b64(path: str) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def test_icl_endpoint_fig3_images_retries_cache_and_secret(storage, pushpins_root, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("LOGICLS_TEST_ICL_KEY", API_KEY)
+    with FakeOpenAIServer(responder=_responder) as server:
+        server.enqueue(Status(503))
+        endpoint = ChatEndpoint(base_url=server.base_url, model="vision-llm", api_key=EnvVar("LOGICLS_TEST_ICL_KEY"),
+                                cache_dir=str(storage / "cache" / "llm"), temperature=0.0, max_retries=2,
+                                timeout_s=5.0)
+        with caplog.at_level(logging.DEBUG):
+            first = _run(storage, pushpins_root, endpoint, ["icl_api"])
+            calls = server.calls
+            second = _run(storage, pushpins_root, endpoint, ["icl_api"])
+        assert first.success and second.success
+        assert calls == 3 * 4 + 1  # 3 test images × 4 subqueries, plus the retried 503
+        assert server.calls == calls  # the re-run was answered from the cache
+        requests = [r for r in server.requests if r.json()["messages"]]
+        assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in requests)
+    table = pd.read_parquet(storage / "lac_predictions" / "pushpins.parquet")
+    assert set(table["method"]) == {"icl_api"} and set(table["model"]) == {"vision-llm"}
+    assert table["parseable"].all() and all(list(p) == ["normal"] for p in table["predicted_labels"])
+    by_question = {(r.json()["messages"][1]["content"][0]["text"], r.image_urls()[1]) for r in requests}
+    for row in table.itertuples():
+        assert (f"{row.question}\n{CASE_HEADER}", f"data:image/png;base64,{_b64(row.image_path)}") in by_question
+    body = requests[-1].json()
+    assert body["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT} and body["temperature"] == 0.0
+    user = body["messages"][1]["content"]
+    assert [p["type"] for p in user] == ["text", "image_url", "text", "image_url", "text"]
+    assert user[1]["image_url"]["url"] == f"data:image/png;base64,{_b64(table['example_image_path'].iloc[0])}"
+    assert INSTRUCTION in user[2]["text"] and TEST_HEADER in user[2]["text"]
+    usage = first.asset_materializations_for_node("lac_predictions")[0].metadata["llm_usage"].value
+    assert usage["requests"] == 13 and usage["retries"] == 1
+    reused = second.asset_materializations_for_node("lac_predictions")[0].metadata["llm_usage"].value
+    assert reused["requests"] == 0 and reused["cache_hits"] == 12
+    assert API_KEY not in caplog.text
+    for result in (first, second):
+        assert API_KEY not in str([e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in result.all_events])
+    for path in storage.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_icl_api_alone_without_endpoint_is_an_error(storage, pushpins_root) -> None:
+    with pytest.raises(Failure, match="no icl_endpoint is configured"):
+        _run(storage, pushpins_root, ChatEndpoint(cache_dir=str(storage / "cache")), ["icl_api"])
+
+
+def test_finetuned_without_adapter_is_an_error(storage, pushpins_root) -> None:
+    with pytest.raises(Failure, match=r"no LoRA adapter at .*vlm_adapter/pushpins/final"):
+        _run(storage, pushpins_root, ChatEndpoint(cache_dir=str(storage / "cache")), ["finetuned"])
