@@ -20,6 +20,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetOut,
+    AutomationCondition,
     Config,
     DataVersion,
     Failure,
@@ -31,10 +32,11 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.ablation import TABLE_III_ROWS
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
 from assets.paths import adapter_dir, reports_dir
-from assets.tags import GPU_POOL, all_scenarios_tags, gpu_tags
+from assets.tags import ENDPOINT_RETRY, GPU_POOL, all_scenarios_tags, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -50,6 +52,7 @@ from models.evaluation import (
     write_html,
 )
 from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, default_max_new_tokens
+from models.evaluation.metrics import DEFAULT_CONFIGURATION
 from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec, UnparseablePolicy
@@ -59,6 +62,11 @@ from resources.vlm import TINY_NOTE, VisionLanguageModel
 
 PARSEABLE_TARGET = 0.9
 PREVIEW_IMAGES = 12
+
+
+# lac_metrics follows its inputs by itself once the automation sensor is switched on (off by default):
+# after every scenario's predictions exist, any new predictions (a scheduled retraining) refresh it.
+METRICS_AUTOMATION = AutomationCondition.eager()
 
 
 class LacPredictionsConfig(Config):
@@ -87,6 +95,7 @@ class LacPredictionsConfig(Config):
     group_name="evaluation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
+    retry_policy=ENDPOINT_RETRY,
     tags=gpu_tags(),
     check_specs=[
         AssetCheckSpec("answers_parseable", asset="lac_predictions",
@@ -206,37 +215,46 @@ METRICS_CHECK = "metrics_cover_every_scenario"
 @multi_asset(
     outs={
         "lac_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+                                automation_condition=METRICS_AUTOMATION,
                                 description="Table II: binary and macro F1 (%) per scenario and on average, "
                                             "one row per model × method (× configuration)."),
         "lac_class_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+                                      automation_condition=METRICS_AUTOMATION,
                                       description="Per class: precision, recall, F1, support (one-vs-rest)."),
         "lac_confusion": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+                                  automation_condition=METRICS_AUTOMATION,
                                   description="Images per (true label set, predicted label set) with its outcome."),
     },
     ins={"lac_predictions": AssetIn(partition_mapping=AllPartitionMapping(),
-                                    metadata={"allow_missing_partitions": True})},
+                                    metadata={"allow_missing_partitions": True}),
+         "lac_ablation": AssetIn(partition_mapping=AllPartitionMapping(),
+                                 metadata={"allow_missing_partitions": True})},
     check_specs=[
         AssetCheckSpec(METRICS_CHECK, asset="lac_metrics", blocking=True,
                        description="Every scenario partition has predictions, for every model × method row."),
     ],
     group_name="evaluation",
 )
-def lac_metrics(context: AssetExecutionContext, lac_predictions: dict[str, pd.DataFrame], vlm: VisionLanguageModel):
+def lac_metrics(context: AssetExecutionContext, lac_predictions: dict[str, pd.DataFrame],
+                lac_ablation: dict[str, pd.DataFrame], vlm: VisionLanguageModel):
     """Table II-shaped metrics over every scenario's lac_predictions (the paper's binary F1 and macro F1), per-class
     precision / recall / F1 and a confusion summary. Ablation predictions (Table III) with a `configuration`
     column can be concatenated to the input and come out as rows labelled by configuration."""
     scenarios = list(SCENARIO_SPECS)
-    predictions = pd.concat(list(lac_predictions.values()), ignore_index=True)
+    predictions = pd.concat([*lac_predictions.values(), *lac_ablation.values()], ignore_index=True)
     classes = {s: spec.class_names for s, spec in SCENARIO_SPECS.items()}
     tables = compute_metrics(predictions, classes, scenarios)
     absent = [s for s in scenarios if s not in lac_predictions]
-    missing = missing_scenarios(tables.table_ii, scenarios)
+    main_rows = tables.table_ii["configuration"] == DEFAULT_CONFIGURATION
+    missing = missing_scenarios(tables.table_ii[main_rows], scenarios)
+    ablation_missing = missing_scenarios(tables.table_ii[~main_rows], scenarios)  # optional: reported, not blocking
     notes = [TINY_NOTE] if vlm.is_tiny else []
     plot = image_markdown(table_ii_figure(tables.table_ii, scenarios), "Table II (binary / macro F1, %)",
                           max_width=1000)
     summary = confusion_summary(tables.confusion)
     yield Output(tables.table_ii, output_name="lac_metrics", data_version=frame_data_version(tables.table_ii),
                  metadata={"table_ii": MetadataValue.md(markdown_table(tables.table_ii.round(2), index=False)),
+                           "table_iii": MetadataValue.md(markdown_table(table_iii(tables.table_ii), index=False)),
                            "plot": MetadataValue.md(plot), "notes": MetadataValue.json(notes),
                            "scenarios_present": MetadataValue.json(sorted(lac_predictions))})
     yield Output(tables.per_class, output_name="lac_class_metrics",
@@ -249,10 +267,23 @@ def lac_metrics(context: AssetExecutionContext, lac_predictions: dict[str, pd.Da
         asset_key="lac_metrics",
         passed=not absent and not missing,
         metadata={"scenarios_without_predictions": MetadataValue.json(absent),
-                  "rows_missing_scenarios": MetadataValue.json(missing)},
+                  "rows_missing_scenarios": MetadataValue.json(missing),
+                  "ablation_rows_missing_scenarios": MetadataValue.json(ablation_missing)},
     )
     if absent:
         context.log.error(f"metrics missing a scenario: no lac_predictions for {absent}")
+
+
+def table_iii(table_ii: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table III view of the metrics: one row per ingredient, in its order, where measured."""
+    rows = []
+    for row, method, configuration in TABLE_III_ROWS:
+        hit = table_ii[(table_ii["method"] == method) & (table_ii["configuration"] == configuration)]
+        for _, found in hit.iterrows():
+            rows.append({"table_iii_row": row, "model": found["model"], "configuration": configuration,
+                         "binary_f1": round(found["average/binary_f1"], 2),
+                         "macro_f1": round(found["average/macro_f1"], 2)})
+    return pd.DataFrame(rows, columns=["table_iii_row", "model", "configuration", "binary_f1", "macro_f1"])
 
 
 @asset(

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
+from assets.tags import ENDPOINT_RETRY
 from models.grounding import draw_overlay, ground_images, queries_from_spec
 from models.instruct.augment import (
     CUT_PASTE,
@@ -40,6 +41,7 @@ from models.instruct.cot import (
     build_cot,
     llamafactory_dataset_info,
     original_records,
+    questions_by_subquery,
     unparseable_answers,
     write_jsonl,
 )
@@ -68,6 +70,7 @@ class ParaphraseConfig(Config):
     code_version="1",
     group_name="instruction_data",
     kinds={"openai", "parquet"},
+    retry_policy=ENDPOINT_RETRY,
     check_specs=[
         AssetCheckSpec("paraphrase_counts", asset="subquery_paraphrases",
                        description="Every subquery has between n_min and n_max paraphrases."),
@@ -274,7 +277,7 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
     train = loco_fc_split[loco_fc_split["split"] == "train"]
     objects = objects_from_frame(grounding)
     records = original_records(spec, train, objects) + augmented_records(spec, augmented_images)
-    build = build_cot(spec, records, _questions(subquery_paraphrases), cot)
+    build = build_cot(spec, records, questions_by_subquery(subquery_paraphrases), cot)
     table = build.table
     jsonl = Path(loco.storage_dir) / "cot_dataset" / f"{spec.scenario}.jsonl"
     write_jsonl(jsonl, table, cot.reasoning)
@@ -297,12 +300,6 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
         },
     )
     yield from _cot_checks(spec, table, build, augmented_images, loco, config.max_flagged_rate)
-
-
-def _questions(paraphrases: pd.DataFrame) -> dict[str, list[str]]:
-    """Subquery id → its texts in paraphrase_id order (0 is the original)."""
-    ordered = paraphrases.sort_values(["subquery_id", "paraphrase_id"])
-    return {sid: group["text"].tolist() for sid, group in ordered.groupby("subquery_id")}
 
 
 def _example_rows(table: pd.DataFrame, records: list[ImageRecord], n: int) -> str:

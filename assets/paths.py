@@ -17,6 +17,11 @@ def adapter_dir(storage_dir: str | Path, scenario: str) -> Path:
     return training_dir(storage_dir, scenario) / "final"
 
 
+def ablation_dir(storage_dir: str | Path, configuration: str, scenario: str) -> Path:
+    """Training runs of one Table III ablation configuration for a scenario."""
+    return Path(storage_dir) / "checkpoints" / "ablation" / configuration / scenario
+
+
 def reports_dir(storage_dir: str | Path) -> Path:
     """Self-contained HTML evidence reports."""
     return Path(storage_dir) / "reports"

@@ -38,6 +38,7 @@ from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions
 from assets.paths import adapter_dir, training_dir
 from models.vlm import SAMPLE_COLUMNS, TrainConfig
+from models.vlm.inference import generation_room
 from models.vlm.presets import preset_for
 from models.vlm.train import data_fingerprint
 from pipelines.train_worker import DIFFICULTY_FILE, PROBABILITIES_FILE, RESULT_FILE
@@ -90,12 +91,10 @@ def training_samples(cot_dataset: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in TRAINING_COLUMNS if c not in cot_dataset.columns]
     if missing:
         raise ValueError(f"cot_dataset lacks columns {missing}: re-materialize cot_dataset")
+    if cot_dataset.empty:
+        raise ValueError("the CoT data has no rows to train on: see cot_dataset's flagged_images metadata (grounding "
+                         "that contradicts every label drops every row under the `drop` policy)")
     return cot_dataset[TRAINING_COLUMNS].sort_values("sample_id", ignore_index=True)
-
-
-def default_max_new_tokens(samples: pd.DataFrame) -> int:
-    """Enough new tokens for the longest target (about 4 characters a token), plus a margin."""
-    return int(samples["target"].str.len().max() / 3) + 16
 
 
 def run_key(train_config: TrainConfig, samples: pd.DataFrame, base_model_hash: str) -> str:
@@ -192,22 +191,36 @@ def fine_tuning(context: AssetExecutionContext, config: FineTuneConfig, cot_data
     scenario = context.partition_key
     samples = training_samples(cot_dataset)
     base = vlm.describe()
-    train_config = config.train_config(vlm.is_tiny, default_max_new_tokens(samples))
+    train_config = config.train_config(vlm.is_tiny, generation_room(samples["target"]))
     scenario_dir = training_dir(vlm.storage_dir, scenario)
-    run_dir = scenario_dir / f"run-{run_key(train_config, samples, base['base_model_hash'])}"
+    run_dir = train_through_pipes(context, pipes_subprocess_client, vlm, scenario, samples, train_config,
+                                  scenario_dir, nproc_per_node=config.nproc_per_node, resume=config.resume)
+    yield from _outputs(run_dir, adapter_dir(vlm.storage_dir, scenario), train_config, samples, cot_dataset, base)
+    remove_other_runs(scenario_dir, keep=run_dir)
+
+
+def train_through_pipes(context: AssetExecutionContext, client: PipesSubprocessClient, vlm: VisionLanguageModel,
+                        scenario: str, samples: pd.DataFrame, train_config: TrainConfig, runs_dir: Path, *,
+                        nproc_per_node: int = 1, resume: bool = True) -> Path:
+    """Train in a Pipes subprocess (torchrun for several processes); the run folder with ``final/``.
+
+    The folder is named by config, data and base model, so an interrupted run with the same inputs
+    resumes from its last complete epoch, and any change starts afresh in a new folder.
+    """
+    base = vlm.describe()
+    run_dir = runs_dir / f"run-{run_key(train_config, samples, base['base_model_hash'])}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(samples, run_dir / "samples.parquet")
     run_file = run_dir / "run.json"
     run_file.write_text(json.dumps({
         "scenario": scenario, "model_dir": base["base_model"], "samples": str(run_dir / "samples.parquet"),
-        "output_dir": str(run_dir), "resume": config.resume,
+        "output_dir": str(run_dir), "resume": resume,
         "model": asdict(vlm.vlm_config()), "train": train_config.to_dict(),
     }, indent=2))
     context.log.info(f"training {len(samples)} samples on {base['base_model']} in {run_dir}")
-    pipes_subprocess_client.run(command=worker_command(run_file, config.nproc_per_node), context=context,
-                                cwd=str(Path(__file__).resolve().parents[1]))
-    yield from _outputs(run_dir, adapter_dir(vlm.storage_dir, scenario), train_config, samples, cot_dataset, base)
-    remove_other_runs(scenario_dir, keep=run_dir)
+    client.run(command=worker_command(run_file, nproc_per_node), context=context,
+               cwd=str(Path(__file__).resolve().parents[1]))
+    return run_dir
 
 
 def _outputs(run_dir: Path, final_dir: Path, train_config: TrainConfig, samples: pd.DataFrame,

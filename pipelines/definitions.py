@@ -12,7 +12,7 @@ from dagster import (
 )
 
 import assets
-from pipelines.jobs import JOBS, refresh_from_split
+from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
 from pipelines.sensors import build_new_data_sensor
 from resources.grounding import Grounder
@@ -44,7 +44,7 @@ def build_definitions() -> Definitions:
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
         jobs=JOBS,
-        schedules=[build_retrain_schedule(refresh_from_split.name)],
+        schedules=[build_retrain_schedule(train_and_evaluate.name)],
         sensors=[build_new_data_sensor(refresh_from_split.name)],
         resources=build_resources(),
     )

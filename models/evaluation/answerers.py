@@ -13,24 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from models.evaluation.predict import Answerer, Question
 from models.llm import ChatCompleter, Message, image_part, text_part
 from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, generate_with_image_cache
+from models.vlm.inference import generation_room
 
 API_CACHE_TAG = "lac-icl-fig3-v1"
 """Names the prompt in the response cache; bump it when the Fig. 3 text changes."""
 
 CHECKPOINT_MIN_NEW_TOKENS = 512
-CHARS_PER_TOKEN = 3
 FEATURE_CACHE_IMAGES = 16
 """Images whose vision features stay cached: the example(s) and the test images of a batch or two."""
 
 
 def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
-    """Room for the longest training target (about 3 characters a token) plus a margin, as training scores.
-
-    The tiny built-in model gets exactly that: it was trained to write such targets, and untrained it
-    never emits the end token, so any more is wasted. A real checkpoint gets at least 512 tokens, since
-    a large model answering in context writes longer reasoning than the training targets.
-    """
-    room = max(len(t) for t in targets) // CHARS_PER_TOKEN + 16
+    """Room for the longest training target, as training scores (:func:`generation_room`); a real
+    checkpoint gets at least 512 tokens, since a large model answering in context writes longer
+    reasoning than the training targets."""
+    room = generation_room(targets)
     return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
 
 

@@ -199,6 +199,12 @@ class CotBuild:
         return self.flagged_rows / self.rows_before_policy if self.rows_before_policy else 0.0
 
 
+def questions_by_subquery(paraphrases: pd.DataFrame) -> dict[str, list[str]]:
+    """Subquery id → its texts in ``paraphrase_id`` order (0 is the original), from ``subquery_paraphrases``."""
+    ordered = paraphrases.sort_values(["subquery_id", "paraphrase_id"])
+    return {sid: group["text"].tolist() for sid, group in ordered.groupby("subquery_id")}
+
+
 def build_cot(
     spec: ScenarioSpec,
     records: Iterable[ImageRecord],

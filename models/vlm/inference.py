@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +25,18 @@ from models.vlm.encoding import EncodedPrompt, PromptEncoder, PromptRequest, col
 from models.vlm.model import VisionLanguageModel, greedy_generation_config
 
 logger = logging.getLogger(__name__)
+
+
+CHARS_PER_TOKEN = 3
+
+
+def generation_room(targets: Iterable[str]) -> int:
+    """New tokens enough for the longest target text (about 3 characters a token) plus a margin.
+
+    Scoring a model on its own training targets needs no more: a model that learned them stops
+    there, and one that did not (a tiny random model) never emits the end token, so more is waste.
+    """
+    return max(len(t) for t in targets) // CHARS_PER_TOKEN + 16
 
 
 def trim_generated(new_ids: torch.Tensor, stop_ids: set[int]) -> list[torch.Tensor]:
