@@ -28,6 +28,7 @@ from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import cot_table, small_tree, split_frame
 
 SCENARIOS = list(SCENARIO_SPECS)
+METRICS_ASSETS = [lac_predictions.to_source_asset(), lac_ablation.to_source_asset(), lac_metrics]
 MAX_NEW_TOKENS = 12
 
 
@@ -105,7 +106,7 @@ def test_lac_predictions_rows_and_metadata(chain) -> None:
 
 def test_lac_metrics_over_every_scenario_recomputable_with_sklearn(chain) -> None:
     storage = chain["storage"]
-    result = materialize([lac_predictions.to_source_asset(), lac_ablation.to_source_asset(), lac_metrics], resources=_resources(storage, chain["root"]))
+    result = materialize(METRICS_ASSETS, resources=_resources(storage, chain["root"]))
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["metrics_cover_every_scenario"].passed
@@ -146,7 +147,7 @@ def test_lac_metrics_check_blocks_when_a_scenario_is_missing(chain, tmp_path) ->
     (storage / "lac_predictions").mkdir(parents=True)
     for path in sorted((chain["storage"] / "lac_predictions").glob("*.parquet"))[1:]:
         shutil.copy(path, storage / "lac_predictions" / path.name)
-    result = materialize([lac_predictions.to_source_asset(), lac_ablation.to_source_asset(), lac_metrics], resources=_resources(storage, chain["root"]),
+    result = materialize(METRICS_ASSETS, resources=_resources(storage, chain["root"]),
                          raise_on_error=False)
     check = {c.check_name: c for c in result.get_asset_check_evaluations()}["metrics_cover_every_scenario"]
     assert not result.success and not check.passed  # blocking: the run fails
