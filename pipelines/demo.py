@@ -24,6 +24,9 @@ logger = logging.getLogger("logicls.demo")
 
 
 def _summary_lines(result, scenario: str) -> list[str]:
+    """One line per materialized asset: rows, Table I counts, and the time of the step that made it."""
+    seconds = {e.step_key: e.event_specific_data.duration_ms / 1000
+               for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     lines = []
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -32,7 +35,8 @@ def _summary_lines(result, scenario: str) -> list[str]:
         extra = f" rows={rows.value}" if rows is not None else ""
         if "table_i" in meta:
             extra += f" table_i={meta['table_i'].value}"
-        lines.append(f"  {mat.asset_key.to_user_string():<24}{extra}")
+        step = f"{seconds[event.step_key]:7.1f} s" if event.step_key in seconds else " " * 9
+        lines.append(f"  {mat.asset_key.to_user_string():<26}{step}{extra}")
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     if failed:
         lines.append(f"  checks not passed: {', '.join(sorted(failed))}")
