@@ -15,7 +15,7 @@ import assets
 from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
 from pipelines.sensors import build_new_data_sensor
-from resources.grounding import Grounder
+from resources.grounding import grounder_from_env
 from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
@@ -29,7 +29,7 @@ def build_resources() -> dict[str, object]:
     return {
         "io_manager": ParquetIOManager(base_dir=storage),
         "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
-        "grounder": Grounder(cache_dir=f"{storage}/cache/grounding"),
+        "grounder": grounder_from_env(cache_dir=f"{storage}/cache/grounding"),
         "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
         # The in-context baseline over an API: greedy (temperature 0), like the local models.
         "icl_endpoint": chat_endpoint_from_env("LOGICLS_ICL", cache_dir=f"{storage}/cache/llm", temperature=0.0),

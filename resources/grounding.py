@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -52,3 +53,21 @@ class Grounder(ConfigurableResource):
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir)
+
+
+GROUNDER_ENV = {
+    "backend": "LOGICLS_GROUNDING_BACKEND",
+    "sam_model_type": "LOGICLS_SAM_MODEL_TYPE",
+    "sam_checkpoint": "LOGICLS_SAM_CHECKPOINT",
+    "clip_model": "LOGICLS_CLIP_MODEL",
+    "clip_weights": "LOGICLS_CLIP_WEIGHTS",
+    "clip_pretrained_tag": "LOGICLS_CLIP_PRETRAINED_TAG",
+    "device": "LOGICLS_GROUNDING_DEVICE",
+}
+
+
+def grounder_from_env(cache_dir: str) -> Grounder:
+    """The grounder set by ``LOGICLS_GROUNDING_BACKEND``, ``LOGICLS_SAM_CHECKPOINT``, ``LOGICLS_CLIP_WEIGHTS``…
+    (unset ones keep their defaults: the weight-free ``classical`` backend for the generated data)."""
+    settings = {field: os.environ[var] for field, var in GROUNDER_ENV.items() if os.environ.get(var)}
+    return Grounder(cache_dir=cache_dir, **settings)
