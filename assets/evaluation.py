@@ -36,7 +36,8 @@ from assets.ablation import TABLE_III_ROWS
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
 from assets.paths import adapter_dir, reports_dir
-from assets.tags import ENDPOINT_RETRY, GPU_POOL, all_scenarios_tags, gpu_tags
+from assets.retries import retry_on_endpoint_outage
+from assets.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -86,6 +87,7 @@ class LacPredictionsConfig(Config):
     unparseable_policy: str = Field(default="normal", description="What h does with unreadable answers: "
                                     "normal (assume the normal answer), ignore (skip rules reading it), error.")
     api_concurrency: int = Field(default=4, description="Requests in flight to the icl endpoint.")
+    endpoint_retries: int = Field(default=2, description="Step retries after an endpoint outage (0: fail at once).")
 
 
 @asset(
@@ -95,7 +97,6 @@ class LacPredictionsConfig(Config):
     group_name="evaluation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
-    retry_policy=ENDPOINT_RETRY,
     tags=gpu_tags(),
     check_specs=[
         AssetCheckSpec("answers_parseable", asset="lac_predictions",
@@ -121,12 +122,14 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     max_new_tokens = config.max_new_tokens or default_max_new_tokens(cot_dataset["target"], tiny=vlm.is_tiny)
     policy = UnparseablePolicy(config.unparseable_policy)
     frames, timing, usage = [], {}, {}
-    for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, config, max_new_tokens, usage):
-        began = time.perf_counter()
-        frames.append(predict(spec, questions, answerer, method=method, model=model, true_labels=truth,
-                              policy=policy))
-        timing[method] = time.perf_counter() - began
-        context.log.info(f"{method} ({model}): {len(questions)} questions in {timing[method]:.1f} s")
+    with retry_on_endpoint_outage(config.endpoint_retries):
+        for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, config, max_new_tokens,
+                                                  usage):
+            began = time.perf_counter()
+            frames.append(predict(spec, questions, answerer, method=method, model=model, true_labels=truth,
+                                  policy=policy))
+            timing[method] = time.perf_counter() - began
+            context.log.info(f"{method} ({model}): {len(questions)} questions in {timing[method]:.1f} s")
     table = pd.concat(frames, ignore_index=True)
     rates = parse_rate(table)
     yield Output(

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
-from assets.tags import ENDPOINT_RETRY
+from assets.retries import retry_on_endpoint_outage
 from models.grounding import draw_overlay, ground_images, queries_from_spec
 from models.instruct.augment import (
     CUT_PASTE,
@@ -63,6 +63,7 @@ class ParaphraseConfig(Config):
     n_min: int = Field(default=10, description="Fewest paraphrases per subquery.")
     n_max: int = Field(default=20, description="Most paraphrases per subquery.")
     seed: int = Field(default=0, description="Seed of the offline paraphraser.")
+    endpoint_retries: int = Field(default=2, description="Step retries after an endpoint outage (0: fail at once).")
 
 
 @asset(
@@ -70,7 +71,6 @@ class ParaphraseConfig(Config):
     code_version="1",
     group_name="instruction_data",
     kinds={"openai", "parquet"},
-    retry_policy=ENDPOINT_RETRY,
     check_specs=[
         AssetCheckSpec("paraphrase_counts", asset="subquery_paraphrases",
                        description="Every subquery has between n_min and n_max paraphrases."),
@@ -81,7 +81,7 @@ def subquery_paraphrases(context: AssetExecutionContext, config: ParaphraseConfi
     endpoint, validated to keep numbers, objects and the answer format; offline rule-based when none is set."""
     spec = spec_for(context.partition_key)
     rows = []
-    with paraphraser.client() as client:
+    with retry_on_endpoint_outage(config.endpoint_retries), paraphraser.client() as client:
         for sub in spec.subqueries:
             found = paraphrase_subquery(sub.text, paraphrase_invariants(sub), config.n_min, config.n_max,
                                         client=client, seed=config.seed)

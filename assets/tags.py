@@ -11,8 +11,6 @@ Locally the ``gpu`` concurrency pool keeps two such steps off one GPU. On Kubern
 
 from __future__ import annotations
 
-from dagster import Backoff, Jitter, RetryPolicy
-
 COMPUTE_TAG = "logicls/compute"
 GPU = "gpu"
 GPUS_TAG = "logicls/gpus"
@@ -43,7 +41,3 @@ def all_scenarios_tags() -> dict[str, str]:
     """Tags of an asset computed over every scenario partition at once."""
     return {SCOPE_TAG: ALL_SCENARIOS}
 
-
-ENDPOINT_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-"""Steps that call a remote endpoint are retried whole when the client's own retries are spent (an outage
-of minutes); replies already received come from the cache, so a retry pays only for what is missing."""

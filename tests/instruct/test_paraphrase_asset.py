@@ -27,11 +27,12 @@ def _responder(body: dict) -> str:
     return json.dumps(offline_paraphrases(text, invariants, 14, seed=7))
 
 
-def _materialize(tmp_path, endpoint: ChatEndpoint):
+def _materialize(tmp_path, endpoint: ChatEndpoint, step_retries: int = 2):
     return materialize(
         [subquery_paraphrases],
         partition_key="pushpins",
         resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")), "paraphraser": endpoint},
+        run_config={"ops": {"subquery_paraphrases": {"config": {"endpoint_retries": step_retries}}}},
     )
 
 
@@ -81,6 +82,6 @@ def test_endpoint_that_keeps_failing_is_reported(tmp_path) -> None:
         endpoint = ChatEndpoint(base_url=server.base_url, model="bad-llm", cache_dir=str(tmp_path / "cache"),
                                 max_retries=1, timeout_s=5.0)
         with pytest.raises(Exception, match=r"bad-llm") as failure:
-            _materialize(tmp_path, endpoint)
+            _materialize(tmp_path, endpoint, step_retries=0)
         assert server.calls == 2
     assert "attempt" in str(failure.value)

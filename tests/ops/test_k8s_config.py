@@ -36,7 +36,8 @@ PG_ENV = {
 }
 
 
-@asset(partitions_def=scenario_partitions, deps=["loco_fc_split"], tags=gpu_tags(2), pool=GPU_POOL)
+@asset(partitions_def=scenario_partitions, deps=["loco_fc_split"], tags=gpu_tags(2), pool=GPU_POOL,
+       group_name="training")
 def gpu_stage() -> None:
     """Stands for a GPU-heavy stage (grounding, training) tagged the way the project tags them."""
 

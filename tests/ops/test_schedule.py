@@ -102,12 +102,12 @@ def test_project_schedule_is_off_by_default_with_cron_from_env(monkeypatch) -> N
     from pipelines.definitions import build_definitions
 
     monkeypatch.setenv("LOGICLS_RETRAIN_CRON", "15 4 * * *")
-    schedule = build_definitions().resolve_schedule_def("retrain_refresh_from_split")
+    schedule = build_definitions().resolve_schedule_def("retrain_train_and_evaluate")
     assert schedule.cron_schedule == "15 4 * * *"
     assert schedule.default_status == DefaultScheduleStatus.STOPPED
-    assert schedule.job_name == "refresh_from_split"
+    assert schedule.job_name == "train_and_evaluate"
     monkeypatch.delenv("LOGICLS_RETRAIN_CRON")
-    assert build_definitions().resolve_schedule_def("retrain_refresh_from_split").cron_schedule == DEFAULT_RETRAIN_CRON
+    assert build_definitions().resolve_schedule_def("retrain_train_and_evaluate").cron_schedule == DEFAULT_RETRAIN_CRON
 
 
 def test_project_schedule_skips_after_a_split_with_unchanged_code(tmp_path, monkeypatch, instance) -> None:
@@ -121,6 +121,6 @@ def test_project_schedule_skips_after_a_split_with_unchanged_code(tmp_path, monk
     job = defs.resolve_job_def("refresh_from_split")
     split_only = [AssetKey("loco_fc_split")]  # the later stages need models this test does not bring
     assert job.execute_in_process(partition_key="pushpins", instance=instance, asset_selection=split_only).success
-    schedule = defs.resolve_schedule_def("retrain_refresh_from_split")
+    schedule = defs.resolve_schedule_def("retrain_train_and_evaluate")
     context = build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
     assert schedule.evaluate_tick(context).run_requests == []

@@ -1,0 +1,26 @@
+"""Only endpoint outages become step retries; configuration errors and a spent budget fail at once."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import RetryRequested
+
+from assets.retries import retry_on_endpoint_outage
+from models.llm import LLMBudgetExceeded, LLMError
+
+
+def test_outage_is_retried_later() -> None:
+    with pytest.raises(RetryRequested) as retry, retry_on_endpoint_outage(2, seconds_to_wait=5):
+        raise LLMError("endpoint down after 4 attempts")
+    assert retry.value.max_retries == 2 and retry.value.seconds_to_wait == 5
+
+
+@pytest.mark.parametrize("error", [LLMBudgetExceeded("budget spent"), ValueError("bad config")])
+def test_other_errors_fail_at_once(error: Exception) -> None:
+    with pytest.raises(type(error)), retry_on_endpoint_outage(2):
+        raise error
+
+
+def test_no_step_retries_reraises_the_outage() -> None:
+    with pytest.raises(LLMError), retry_on_endpoint_outage(0):
+        raise LLMError("endpoint down")
