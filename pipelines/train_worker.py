@@ -25,8 +25,10 @@ from typing import Any
 import pandas as pd
 from dagster_pipes import PipesContext, open_dagster_pipes
 
+from models.atomic import write_text_atomic
 from models.spec import ScenarioSpec, answer_matches, get_spec
 from models.vlm import TrainConfig, TrainResult, VLMConfig, train_lora
+from resources.parquet_io import write_parquet_atomic
 
 RESULT_FILE = "result.json"
 DIFFICULTY_FILE = "difficulty.parquet"
@@ -57,19 +59,15 @@ def _progress(pipes: PipesContext | None):
 
 def save_result(result: TrainResult, output_dir: Path) -> None:
     """The tables and summary the asset turns into outputs (written atomically, rank 0 only)."""
-    for frame, name in ((result.difficulty, DIFFICULTY_FILE), (result.probabilities, PROBABILITIES_FILE)):
-        tmp = output_dir / f".{name}.tmp"
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(output_dir / name)
+    write_parquet_atomic(result.difficulty, output_dir / DIFFICULTY_FILE)
+    write_parquet_atomic(result.probabilities, output_dir / PROBABILITIES_FILE)
     summary = {
         "adapter_dir": str(result.adapter_dir),
         "epoch_losses": result.epoch_losses,
         "global_step": result.global_step,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
-    tmp = output_dir / f".{RESULT_FILE}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(output_dir / RESULT_FILE)
+    write_text_atomic(output_dir / RESULT_FILE, json.dumps(summary, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from models.atomic import write_text_atomic
 from models.evaluation.predict import METHODS, image_rows
 from models.grounding import draw_overlay
 from models.objects import ImageObject, objects_from_frame
@@ -76,18 +75,8 @@ def image_report(spec: ScenarioSpec, predictions: pd.DataFrame, image_id: str,
 
 
 def write_html(path: str | Path, html: str) -> Path:
-    """Write atomically (temporary sibling, then rename): a reader never sees half a report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(html)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write a report atomically: a reader never sees half a page."""
+    return write_text_atomic(path, html)
 
 
 def image_file_name(image_id: str) -> str:

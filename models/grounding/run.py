@@ -14,8 +14,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from models.atomic import write_text_atomic
 from models.grounding.base import GroundingBackend, ObjectQuery, check_queries
 from models.objects import OBJECT_COLUMNS, ImageObject, objects_to_frame
 
@@ -71,21 +70,8 @@ def cache_folder(cache_dir: Path, backend: GroundingBackend, queries: Sequence[O
     text = json.dumps(settings, sort_keys=True, default=str)
     folder = cache_dir / f"{backend.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     if not (folder / "settings.json").is_file():
-        write_atomic(folder / "settings.json", json.dumps(settings, indent=2, sort_keys=True, default=str))
+        write_text_atomic(folder / "settings.json", json.dumps(settings, indent=2, sort_keys=True, default=str))
     return folder
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_entry(path: Path) -> dict[str, Any] | None:
@@ -104,7 +90,7 @@ def _load_entry(path: Path) -> dict[str, Any] | None:
 def _save_entry(path: Path, width: int, height: int, objects: Sequence[ImageObject]) -> None:
     """Store one image's objects (without its id: identical images under two ids share the entry)."""
     entry = {"width": width, "height": height, "objects": [dataclasses.asdict(o) for o in objects]}
-    write_atomic(path, json.dumps(entry))
+    write_text_atomic(path, json.dumps(entry))
 
 
 def _ground_one(

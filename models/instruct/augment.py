@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,6 +46,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from models.atomic import write_bytes_atomic
 from models.instruct import cutpaste
 from models.objects import ImageObject, object_from_mask
 from models.spec import ScenarioSpec, aggregate, inverse, measure
@@ -390,15 +389,7 @@ def write_png(path: Path, image_rgb: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode {path} as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data.tobytes())
 
 
 def parent_of(spec: ScenarioSpec, image_id: str, image: np.ndarray, labels: Iterable[str],

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.grounding.run import write_atomic
+from models.atomic import write_text_atomic
 from models.instruct.augment import objects_from_json
 from models.instruct.reasoning import think as reasoning
 from models.objects import ImageObject
@@ -314,7 +314,7 @@ def sharegpt_record(row: Any, mode: str) -> dict[str, Any]:
 def write_jsonl(path: Path, table: pd.DataFrame, mode: str) -> int:
     """Write every sample as one JSON line (atomically); returns the number of lines."""
     lines = [json.dumps(sharegpt_record(row, mode), ensure_ascii=False) for row in table.itertuples(index=False)]
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 

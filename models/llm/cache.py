@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from models.atomic import write_text_atomic
 from models.llm.client import ChatClient, Validator
 from models.llm.content import Message, canonical_messages
 
@@ -92,26 +91,11 @@ class ResponseCache:
             "reply": reply,
         }
         path = self.path(key)
-        _write_atomically(path, json.dumps(entry, ensure_ascii=False, indent=1))
+        write_text_atomic(path, json.dumps(entry, ensure_ascii=False, indent=1), fsync=True)
         return path
 
     def __len__(self) -> int:
         return sum(1 for _ in self.directory.glob("??/*.json"))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never a torn write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

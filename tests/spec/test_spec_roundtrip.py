@@ -8,35 +8,10 @@ import pickle
 import pytest
 
 from models.spec import NORMAL, SHIPPED_SCENARIOS, aggregate, inverse, shipped_specs
+from tests.loco_tree import LOGICAL_CLASSES
 
 # The logical defect types of MVTec LOCO AD (shared/loco/README.md): the classes of LOCO FC.
-LOCO_CLASSES = {
-    "breakfast_box": [
-        "missing_almonds", "missing_bananas", "missing_toppings", "missing_cereals",
-        "missing_cereals_and_toppings", "2_nectarines_1_tangerine", "1_nectarine_1_tangerine",
-        "0_nectarines_2_tangerines", "0_nectarines_3_tangerines", "3_nectarines_0_tangerines",
-        "0_nectarines_1_tangerine", "0_nectarines_0_tangerines", "0_nectarines_4_tangerines",
-        "compartments_swapped", "overflow", "underflow", "wrong_ratio",
-    ],
-    "juice_bottle": [
-        "missing_top_label", "missing_bottom_label", "swapped_labels", "misplaced_label_top",
-        "misplaced_label_bottom", "empty_bottle", "wrong_fill_level_too_much",
-        "wrong_fill_level_not_enough", "misplaced_fruit_icon", "missing_fruit_icon", "wrong_juice_type",
-    ],
-    "pushpins": ["1_additional_pushpin", "2_additional_pushpins", "missing_pushpin", "missing_separator"],
-    "screw_bag": [
-        "screw_too_long", "screw_too_short", "1_very_short_screw", "2_very_short_screws",
-        "1_additional_long_screw", "1_additional_short_screw", "1_additional_nut", "2_additional_nuts",
-        "1_additional_washer", "2_additional_washers", "1_missing_long_screw", "1_missing_short_screw",
-        "1_missing_nut", "2_missing_nuts", "1_missing_washer", "2_missing_washers",
-    ],
-    "splicing_connectors": [
-        "wrong_connector_type_5_2", "wrong_connector_type_5_3", "wrong_connector_type_3_2",
-        "cable_too_short_T2", "cable_too_short_T3", "cable_too_short_T5", "missing_connector",
-        "missing_connector_and_cable", "missing_cable", "extra_cable", "cable_color", "cable_cut",
-        "wrong_cable_location",
-    ],
-}  # fmt: skip
+LOCO_CLASSES = LOGICAL_CLASSES
 
 # Subquery ids fixed by docs/design.md.
 DESIGN_SUBQUERIES = {
