@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DAGSTER_HOME_DIR := $(CURDIR)/storage/dagster_home
+GPUS := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+POOL_LIMIT := $(if $(filter-out 0,$(GPUS)),$(GPUS),$(shell nproc 2>/dev/null || echo 1))
 # On 2 shared cores one thread per process is many times faster for torch and OpenCV.
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
@@ -26,7 +28,7 @@ setup: $(STAMP) home
 # DAGSTER_HOME must be an absolute path, so .env is written here rather than committed.
 home:
 	@mkdir -p $(DAGSTER_HOME_DIR)
-	@cp deploy/local/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	@sed 's/@POOL_LIMIT@/$(POOL_LIMIT)/' deploy/local/dagster.yaml > $(DAGSTER_HOME_DIR)/dagster.yaml
 	@test -f .env || printf 'DAGSTER_HOME=%s\n' '$(DAGSTER_HOME_DIR)' > .env
 
 demo: setup

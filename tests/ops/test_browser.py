@@ -92,7 +92,8 @@ def project(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("browser")
     home = base / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "deploy/local/dagster.yaml", home / "dagster.yaml")
+    template = (REPO / "deploy/local/dagster.yaml").read_text()  # as `make setup` renders it
+    (home / "dagster.yaml").write_text(template.replace("@POOL_LIMIT@", "1"))
     return {"base": base, "home": home, "storage": base / "storage", "data": build_tree(base / "loco", _tree_spec())}
 
 
