@@ -50,8 +50,9 @@ class LocoFcSplitConfig(Config):
     kinds={"pandas", "parquet"},
 )
 def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loco: LocoDataset):
-    """LOCO FC: train = train/good + ~80% of single-anomaly images per class; test = test/good + the rest
-    + every multi-anomaly image. One row per image with its classes from the ground-truth masks."""
+    """LOCO FC: train holds train/good and about 80% of each class's single-anomaly images; test holds
+    test/good, the other single-anomaly images and every multi-anomaly image. One row per image, with its
+    classes read from the ground-truth masks."""
     scenario = context.partition_key
     root = loco.root_for(scenario)
     category = scan_category(root, scenario)
