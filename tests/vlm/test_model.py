@@ -49,11 +49,15 @@ def test_build_save_load_round_trip(tiny_model_dir, image_dir):
         assert torch.equal(in_memory(**batch).logits, loaded.model(**batch).logits)
 
 
+# A hub id is read as a local path that does not exist: refused with a clear error, no network access.
+HUB_ID = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"huggingface-cli download Qwen/Qwen2\.5-VL-3B-Instruct"):
         VisionLanguageModel.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="not found"):
-        VisionLanguageModel.from_pretrained("Qwen/Qwen2.5-VL-3B-Instruct")  # hub ids are refused
+        VisionLanguageModel.from_pretrained(HUB_ID)
 
 
 def test_wrong_architecture_is_a_clear_error(tiny_model_dir, tmp_path):
