@@ -225,7 +225,7 @@ class ChatClient:
         for attempt in range(attempts):
             self._spend(tag)
             try:
-                content = self._request(messages, tag)
+                content = self._scrub(self._request(messages, tag))
                 _check(content, validate)
                 return content
             except _Retryable as error:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import AssetKey, AssetSpec, DagsterEventType, EnvVar, Failure, materialize
+from dagster._core.test_utils import instance_for_test
 
 from assets.evaluation import lac_predictions
 from assets.partitions import scenario_partitions
@@ -98,6 +99,25 @@ def test_icl_endpoint_fig3_images_retries_cache_and_secret(storage, pushpins_roo
     for path in storage.rglob("*"):
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_in_successful_replies_is_stored_nowhere(storage, pushpins_root, monkeypatch) -> None:
+    monkeypatch.setenv("LOGICLS_TEST_ICL_KEY", API_KEY)
+    home = storage.parent / "dagster_home"
+    home.mkdir()
+    with FakeOpenAIServer(responder=lambda body: _responder(body).replace("test image.", f"test image {API_KEY}.")) \
+            as server, instance_for_test(temp_dir=str(home)) as instance:
+        endpoint = ChatEndpoint(base_url=server.base_url, model="vision-llm", api_key=EnvVar("LOGICLS_TEST_ICL_KEY"),
+                                cache_dir=str(storage / "cache" / "llm"), temperature=0.0, timeout_s=5.0)
+        result = _run(storage, pushpins_root, endpoint, ["icl_api"], instance=instance)
+        assert result.success and server.calls == 12
+        records = instance.get_records_for_run(result.run_id).records
+        leaked = [r.event_log_entry.dagster_event_type for r in records if API_KEY in r.event_log_entry.to_json()]
+        assert records and not leaked
+    stored = [p for p in storage.parent.rglob("*") if p.is_file()]  # Parquet, response cache, run storage
+    assert not [p.relative_to(storage.parent) for p in stored if API_KEY.encode() in p.read_bytes()]
+    table = pd.read_parquet(storage / "lac_predictions" / "pushpins.parquet")
+    assert table["raw_output"].str.contains("test image ***.", regex=False).all()
 
 
 def test_refused_key_fails_at_once_naming_the_variable(storage, pushpins_root, monkeypatch) -> None:

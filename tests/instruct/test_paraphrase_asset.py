@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 from dagster import DagsterEventType, EnvVar, materialize
+from dagster._core.test_utils import instance_for_test
 
 import assets.retries
 from assets.instruct import subquery_paraphrases
@@ -125,3 +126,26 @@ def test_outage_is_still_retried_by_the_step(tmp_path, project_endpoint) -> None
     assert result.success
     assert len(_step_events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
     assert server.calls == 4 + 4  # the outage, then the 4 subqueries on the retry
+
+
+def test_a_key_echoed_in_successful_replies_is_stored_nowhere(tmp_path, project_endpoint) -> None:
+    server, endpoint = project_endpoint
+
+    def echo(body: dict) -> str:  # a hostile or buggy endpoint: every reply carries the caller's key
+        first, *rest = json.loads(_responder(body))
+        return json.dumps([f"{first} ({API_KEY})", *rest])
+
+    server.responder = echo
+    (tmp_path / "dagster_home").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        result = _materialize(tmp_path, endpoint, instance=instance)
+        assert result.success and server.calls == 4
+        records = instance.get_records_for_run(result.run_id).records
+        assert records and not any(API_KEY in r.event_log_entry.to_json() for r in records)
+        materialization = instance.get_latest_materialization_event(subquery_paraphrases.key)
+        assert API_KEY not in str(materialization.asset_materialization.metadata)
+    stored = [p for p in tmp_path.rglob("*") if p.is_file()]  # Parquet, response cache, run storage
+    assert any(p.suffix == ".json" for p in stored)
+    assert not [p.relative_to(tmp_path) for p in stored if API_KEY.encode() in p.read_bytes()]
+    table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
+    assert table["text"].str.endswith("(***)").any()  # the redacted reply is what was kept
