@@ -87,7 +87,9 @@ class LacPredictionsConfig(Config):
     unparseable_policy: str = Field(default="normal", description="What h does with unreadable answers: "
                                     "normal (assume the normal answer), ignore (skip rules reading it), error.")
     api_concurrency: int = Field(default=4, description="Requests in flight to the icl endpoint.")
-    endpoint_retries: int = Field(default=2, description="Step retries after an endpoint outage (0: fail at once).")
+    endpoint_retries: int = Field(default=2, description="Step retries, a minute apart, after an endpoint outage "
+                                  "(connection errors, timeouts, HTTP 408/409/429/5xx; 0: fail at once). A refused "
+                                  "request (HTTP 400/401/403/404/422) fails at once.")
 
 
 @asset(

@@ -63,7 +63,9 @@ class ParaphraseConfig(Config):
     n_min: int = Field(default=10, description="Fewest paraphrases per subquery.")
     n_max: int = Field(default=20, description="Most paraphrases per subquery.")
     seed: int = Field(default=0, description="Seed of the offline paraphraser.")
-    endpoint_retries: int = Field(default=2, description="Step retries after an endpoint outage (0: fail at once).")
+    endpoint_retries: int = Field(default=2, description="Step retries, a minute apart, after an endpoint outage "
+                                  "(connection errors, timeouts, HTTP 408/409/429/5xx; 0: fail at once). A refused "
+                                  "request (HTTP 400/401/403/404/422) fails at once.")
 
 
 @asset(

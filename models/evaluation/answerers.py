@@ -7,6 +7,7 @@ differs (file paths for the local processor, inline ``data:`` URLs for the endpo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,6 +68,10 @@ def api_messages(question: Question) -> list[Message]:
     return out
 
 
+class _NotAsked(Exception):
+    """A question left unasked because an earlier one failed; that failure is what propagates."""
+
+
 def api_answerer(client: ChatCompleter, *, concurrency: int = 4) -> Answerer:
     """Replies from an OpenAI-compatible vision endpoint, ``concurrency`` requests in flight.
 
@@ -74,14 +79,24 @@ def api_answerer(client: ChatCompleter, *, concurrency: int = 4) -> Answerer:
     re-run is answered from disk without a single request.
     """
 
-    def ask(question: Question) -> str:
-        return client.complete(api_messages(question), tag=API_CACHE_TAG)
-
     def answer(questions: Sequence[Question]) -> list[str]:
+        failed = threading.Event()
+
+        def ask(question: Question) -> str:
+            # After a failure (key refused, budget spent, endpoint down) ask nothing more: a worker
+            # takes its next question before the failure reaches this thread and cancels the rest.
+            if failed.is_set():
+                raise _NotAsked
+            try:
+                return client.complete(api_messages(question), tag=API_CACHE_TAG)
+            except BaseException:
+                failed.set()
+                raise
+
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-        try:
+        try:  # questions start in order, so the first error in order is the real one, never _NotAsked
             return list(pool.map(ask, questions))
-        finally:  # after a failure (budget spent, endpoint down) ask nothing more
+        finally:
             pool.shutdown(cancel_futures=True)
 
     return answer

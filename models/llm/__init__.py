@@ -12,7 +12,10 @@ from models.llm.client import (
     ClientStats,
     LLMBudgetExceeded,
     LLMError,
+    LLMRejected,
+    LLMUnavailable,
     Validator,
+    redact,
 )
 from models.llm.content import Message, canonical_messages, image_part, text_part
 
@@ -25,11 +28,14 @@ __all__ = [
     "ClientStats",
     "LLMBudgetExceeded",
     "LLMError",
+    "LLMRejected",
+    "LLMUnavailable",
     "Message",
     "ResponseCache",
     "Validator",
     "cache_key",
     "canonical_messages",
     "image_part",
+    "redact",
     "text_part",
 ]

@@ -5,12 +5,18 @@ and ``api_key`` change. The ``openai`` package does the HTTP and the Bearer head
 loop is switched off (``max_retries=0``) so that this module decides, in one place, what is worth
 retrying, how long to wait, and how every attempt counts against the run's request budget.
 
-Retried: HTTP 408/409/429/5xx (honouring ``Retry-After``), timeouts, connection errors, and
-malformed replies (body not JSON, no choices, empty content, or content the caller's ``validate``
-rejects). Not retried: other 4xx, which a second identical request cannot fix. When the attempts
-are spent, :class:`LLMError` says what happened. The API key never appears in a log line, an
-exception, or a repr: it lives only inside the ``openai`` client, and every text that came from the
-server is scrubbed of it before it is shown.
+Retried: outages, i.e. connection errors, timeouts and HTTP 429/5xx (honouring ``Retry-After``),
+plus 408 (Request Timeout) and 409 (Conflict, OpenAI's answer to a lock timeout), which the
+``openai`` SDK's own policy also counts as transient; and malformed replies (body not JSON, no
+choices, empty content, or content the caller's ``validate`` rejects). Not retried: every other
+status (400, 401, 403, 404, 422 ...), which a second identical request cannot fix:
+:class:`LLMRejected` fails at once and says what to fix (for 401/403 the environment variable that
+holds the key, for 404 the base URL and model). When the attempts are spent, :class:`LLMUnavailable`
+(an outage, worth a step retry later) or :class:`LLMError` (malformed replies) says what happened.
+
+The API key never appears in a log line, an exception, a repr or a reply: it lives only inside the
+``openai`` client, and every text that came from the server, successful replies included, passes
+through :func:`redact` before anything shows, validates or stores it.
 """
 
 from __future__ import annotations
@@ -35,32 +41,57 @@ log = logging.getLogger(__name__)
 Validator = Callable[[str], object]
 """Raises ``ValueError`` when a reply's content is unusable; such a reply is retried."""
 
-_RETRY_STATUSES = frozenset({408, 409, 429})
+_RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 _NO_KEY = "no-key"  # what keyless local servers (vLLM, Ollama) are sent; the SDK refuses an empty key
 _EXCERPT = 160
+_MIN_SECRET = 8  # shorter "keys" are placeholders (vLLM's EMPTY): redacting them would mangle replies
+REDACTED = "***"
 
 
 class LLMError(RuntimeError):
     """A chat request failed for good; the message says why, without any credential."""
 
 
+class LLMUnavailable(LLMError):
+    """Every attempt met an outage (connection, timeout, HTTP 408/409/429/5xx): try again later."""
+
+
+class LLMRejected(LLMError):
+    """The endpoint refused the request (HTTP 4xx other than 408/409/429): the same request is refused again.
+
+    ``status`` is the HTTP status; the message names what to fix.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class LLMBudgetExceeded(LLMError):
     """The run's request budget is spent; cached replies still cost nothing on a re-run."""
 
 
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``: the one scrub of server text."""
+    return text.replace(secret, REDACTED) if len(secret) >= _MIN_SECRET else text
+
+
 @dataclass(frozen=True)
 class ChatEndpointConfig:
-    """Where and how to ask; ``api_key`` is read at run time (Dagster ``EnvVar``), never stored.
+    """Where and how to ask; ``api_key`` is read at run time from an environment variable, never stored.
 
-    ``max_retries`` counts retries after the first attempt. ``request_budget`` caps HTTP requests
-    (retries included) over the client's life, i.e. one run. Waits between attempts grow as
-    ``backoff_base · 2^attempt`` with jitter, capped at ``backoff_max``; a ``Retry-After`` longer
-    than ``backoff_max`` ends the attempts at once rather than spending them on a closed door.
+    ``api_key_env`` names that variable, so that a refused key is reported as "set <variable>"
+    (the key itself is never shown). ``max_retries`` counts retries after the first attempt.
+    ``request_budget`` caps HTTP requests (retries included) over the client's life, i.e. one run.
+    Waits between attempts grow as ``backoff_base · 2^attempt`` with jitter, capped at
+    ``backoff_max``; a ``Retry-After`` longer than ``backoff_max`` ends the attempts at once rather
+    than spending them on a closed door.
     """
 
     base_url: str
     model: str
     api_key: str = field(default="", repr=False)
+    api_key_env: str = ""
     timeout: float = 60.0
     max_retries: int = 4
     request_budget: int = 1000
@@ -119,10 +150,11 @@ class ChatCompleter(Protocol):
 class _Retryable(Exception):
     """One attempt failed in a way another attempt may fix."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, outage: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.outage = outage  # False: the endpoint answered, but with a malformed reply
 
 
 class ChatClient:
@@ -183,14 +215,17 @@ class ChatClient:
     def complete(self, messages: list[Message], *, tag: str = "", validate: Validator | None = None) -> str:
         """The assistant's reply to ``messages``; ``tag`` names the prompt in logs.
 
-        Raises :class:`LLMBudgetExceeded` when no request is left, :class:`LLMError` when the
-        endpoint refuses the request or every attempt failed.
+        The reply is redacted of the API key here, before validation, so that no cache entry or
+        table derived from it can hold the key. Raises :class:`LLMBudgetExceeded` when no request
+        is left, :class:`LLMRejected` at once when the endpoint refuses the request,
+        :class:`LLMUnavailable` when every attempt met an outage, :class:`LLMError` when every
+        attempt got a malformed reply.
         """
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):
             self._spend(tag)
             try:
-                content = self._request(messages, tag)
+                content = self._scrub(self._request(messages, tag))
                 _check(content, validate)
                 return content
             except _Retryable as error:
@@ -211,7 +246,8 @@ class ChatClient:
                 self._sleep(delay)
         with self._lock:
             self.stats.failures += 1
-        raise LLMError(f"{self._where(tag)}: gave up after {attempt + 1} attempt(s); last: {last.reason}")
+        failure = LLMUnavailable if last.outage else LLMError
+        raise failure(f"{self._where(tag)}: gave up after {attempt + 1} attempt(s); last: {last.reason}")
 
     def _spend(self, tag: str) -> None:
         with self._lock:
@@ -243,14 +279,27 @@ class ChatClient:
 
     def _status_error(self, error: openai.APIStatusError, tag: str) -> Exception:
         status = error.status_code
+        detail = self._excerpt(error.response.text)
         if status in _RETRY_STATUSES or status >= 500:
             wait = _retry_after(error.response.headers)
             asked = f" (Retry-After {wait:g} s)" if wait is not None else ""
-            return _Retryable(f"HTTP {status}{asked}: {self._excerpt(error.response.text)}", wait)
-        if status in (401, 403):
-            return LLMError(f"{self._where(tag)}: HTTP {status}, the endpoint refused the API key")
-        detail = self._excerpt(error.response.text)
-        return LLMError(f"{self._where(tag)}: HTTP {status}, not retried: {detail}")
+            return _Retryable(f"HTTP {status}{asked}: {detail}", wait)
+        return LLMRejected(status, f"{self._where(tag)}: HTTP {status}, not retried: {self._fix(status, detail)}")
+
+    def _fix(self, status: int, detail: str) -> str:
+        """What to change for a refused request; names the key's variable, never the key."""
+        config = self.config
+        variable = config.api_key_env or "the API key"
+        if status == 401:
+            if not config.api_key:
+                return f"no API key was sent ({variable} is unset or empty): set {variable} to a valid key"
+            return f"the endpoint refused the API key: set {variable} to a valid key for this endpoint"
+        if status == 403:
+            return f"the API key may not use model {config.model!r}: check the key in {variable} ({detail})"
+        if status == 404:
+            return (f"not found: check base_url ({config.safe_base_url}, which serves /chat/completions) "
+                    f"and model ({config.model!r}) ({detail})")
+        return f"the endpoint rejected the request ({detail})"
 
     def _delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` when waiting is pointless."""
@@ -265,8 +314,7 @@ class ChatClient:
         return f"{self.config.model} at {self.config.safe_base_url}{prompt}"
 
     def _scrub(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "***") if key else text
+        return redact(text, self.config.api_key)
 
     def _excerpt(self, text: str) -> str:
         return _shorten(self._scrub(text))
@@ -277,16 +325,16 @@ def _content(body: str, scrub: Callable[[str], str]) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        raise _Retryable(f"malformed reply: body is not JSON ({_shorten(scrub(body))!r})") from None
+        raise _Retryable(f"malformed reply: body is not JSON ({_shorten(scrub(body))!r})", outage=False) from None
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise _Retryable(f"malformed reply: no choices ({_shorten(scrub(body))!r})")
+        raise _Retryable(f"malformed reply: no choices ({_shorten(scrub(body))!r})", outage=False)
     message = choices[0].get("message")
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # some servers return content parts even for text
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not isinstance(content, str) or not content.strip():
-        raise _Retryable("malformed reply: empty content")
+        raise _Retryable("malformed reply: empty content", outage=False)
     return content
 
 
@@ -296,7 +344,7 @@ def _check(content: str, validate: Validator | None) -> None:
     try:
         validate(content)
     except ValueError as error:
-        raise _Retryable(f"malformed reply: {_shorten(str(error))}") from None
+        raise _Retryable(f"malformed reply: {_shorten(str(error))}", outage=False) from None
 
 
 def _retry_after(headers: Any) -> float | None:

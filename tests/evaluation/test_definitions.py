@@ -10,14 +10,16 @@ from pipelines.definitions import build_resources
 def test_icl_endpoint_from_environment(monkeypatch) -> None:
     for name in ("LOGICLS_ICL_BASE_URL", "LOGICLS_ICL_MODEL", "LOGICLS_ICL_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    assert not build_resources()["icl_endpoint"].is_configured
+    unconfigured = build_resources()["icl_endpoint"]
+    assert not unconfigured.is_configured and unconfigured.api_key_env == "LOGICLS_ICL_API_KEY"
     monkeypatch.setenv("LOGICLS_ICL_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("LOGICLS_ICL_MODEL", "gpt-4.1")
-    monkeypatch.setenv("LOGICLS_ICL_API_KEY", "sk-secret")
+    monkeypatch.setenv("LOGICLS_ICL_API_KEY", "sk-secret-icl-key")
     endpoint = build_resources()["icl_endpoint"]
     assert endpoint.is_configured and endpoint.model == "gpt-4.1" and endpoint.temperature == 0.0
-    assert endpoint.api_key == EnvVar("LOGICLS_ICL_API_KEY")  # bound, not copied: read at launch, hidden in the UI
-    assert "sk-secret" not in str(endpoint.describe())
+    assert endpoint.api_key == EnvVar("LOGICLS_ICL_API_KEY")  # bound by name, not copied: read when a run starts
+    assert endpoint.endpoint_config().api_key == "sk-secret-icl-key"
+    assert "sk-secret" not in str(endpoint.describe()) + repr(endpoint)
 
 
 def test_metrics_run_once_over_all_scenarios_not_in_per_scenario_jobs() -> None:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetSpec, EnvVar, Failure, materialize
+from dagster import AssetKey, AssetSpec, DagsterEventType, EnvVar, Failure, materialize
+from dagster._core.test_utils import instance_for_test
 
 from assets.evaluation import lac_predictions
 from assets.partitions import scenario_partitions
 from assets.split import loco_fc_split
 from models.spec import get_spec
 from models.vlm.prompt import CASE_HEADER, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER
-from resources.llm import ChatEndpoint
+from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager, write_parquet_atomic
 from resources.vlm import VisionLanguageModel
@@ -34,7 +35,8 @@ def _responder(body: dict) -> str:
     return f"<think>I look at the test image.</think><answer>{answer}</answer>"
 
 
-def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str]):
+def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str], config: dict | None = None,
+         **kwargs):
     return materialize(
         [loco_fc_split, AssetSpec(AssetKey("cot_dataset"), partitions_def=scenario_partitions), lac_predictions],
         partition_key="pushpins",
@@ -42,7 +44,8 @@ def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str]):
                    "loco": LocoDataset(data_root=str(root), storage_dir=str(storage)),
                    "vlm": VisionLanguageModel(storage_dir=str(storage)), "icl_endpoint": endpoint},
         run_config={"ops": {"loco_fc_split": {"config": {"train_ratio": 0.5}},
-                            "lac_predictions": {"config": {"methods": methods}}}},
+                            "lac_predictions": {"config": {"methods": methods, **(config or {})}}}},
+        **kwargs,
     )
 
 
@@ -96,6 +99,43 @@ def test_icl_endpoint_fig3_images_retries_cache_and_secret(storage, pushpins_roo
     for path in storage.rglob("*"):
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_in_successful_replies_is_stored_nowhere(storage, pushpins_root, monkeypatch) -> None:
+    monkeypatch.setenv("LOGICLS_TEST_ICL_KEY", API_KEY)
+    home = storage.parent / "dagster_home"
+    home.mkdir()
+    with FakeOpenAIServer(responder=lambda body: _responder(body).replace("test image.", f"test image {API_KEY}.")) \
+            as server, instance_for_test(temp_dir=str(home)) as instance:
+        endpoint = ChatEndpoint(base_url=server.base_url, model="vision-llm", api_key=EnvVar("LOGICLS_TEST_ICL_KEY"),
+                                cache_dir=str(storage / "cache" / "llm"), temperature=0.0, timeout_s=5.0)
+        result = _run(storage, pushpins_root, endpoint, ["icl_api"], instance=instance)
+        assert result.success and server.calls == 12
+        records = instance.get_records_for_run(result.run_id).records
+        leaked = [r.event_log_entry.dagster_event_type for r in records if API_KEY in r.event_log_entry.to_json()]
+        assert records and not leaked
+    stored = [p for p in storage.parent.rglob("*") if p.is_file()]  # Parquet, response cache, run storage
+    assert not [p.relative_to(storage.parent) for p in stored if API_KEY.encode() in p.read_bytes()]
+    table = pd.read_parquet(storage / "lac_predictions" / "pushpins.parquet")
+    assert table["raw_output"].str.contains("test image ***.", regex=False).all()
+
+
+def test_refused_key_fails_at_once_naming_the_variable(storage, pushpins_root, monkeypatch) -> None:
+    monkeypatch.setenv("LOGICLS_ICL_API_KEY", API_KEY)
+    monkeypatch.setenv("LOGICLS_ICL_MODEL", "vision-llm")
+    with FakeOpenAIServer(responder=_responder) as server:
+        monkeypatch.setenv("LOGICLS_ICL_BASE_URL", server.base_url)
+        server.enqueue(*[Status(401)] * 10)
+        endpoint = chat_endpoint_from_env("LOGICLS_ICL", cache_dir=str(storage / "cache" / "llm"), max_retries=2,
+                                          timeout_s=5.0)
+        result = _run(storage, pushpins_root, endpoint, ["icl_api"],
+                      {"endpoint_retries": 2, "api_concurrency": 1}, raise_on_error=False)
+        assert server.calls == 1  # no client retry, no step retry, no next question
+    assert not result.success
+    kinds = [e.event_type for e in result.all_events if e.step_key == "lac_predictions"]
+    assert DagsterEventType.STEP_FAILURE in kinds and DagsterEventType.STEP_UP_FOR_RETRY not in kinds
+    error = result.failure_data_for_node("lac_predictions").error.to_string()
+    assert "HTTP 401" in error and "set LOGICLS_ICL_API_KEY to a valid key" in error and API_KEY not in error
 
 
 def test_icl_api_alone_without_endpoint_is_an_error(storage, pushpins_root) -> None:

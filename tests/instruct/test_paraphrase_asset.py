@@ -8,11 +8,13 @@ import re
 
 import pandas as pd
 import pytest
-from dagster import EnvVar, materialize
+from dagster import DagsterEventType, EnvVar, materialize
+from dagster._core.test_utils import instance_for_test
 
+import assets.retries
 from assets.instruct import subquery_paraphrases
 from models.instruct.paraphrase import offline_paraphrases
-from resources.llm import ChatEndpoint
+from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.parquet_io import ParquetIOManager
 from tests.fakes.openai_server import FakeOpenAIServer, Raw, Status
 
@@ -27,13 +29,18 @@ def _responder(body: dict) -> str:
     return json.dumps(offline_paraphrases(text, invariants, 14, seed=7))
 
 
-def _materialize(tmp_path, endpoint: ChatEndpoint, step_retries: int = 2):
+def _materialize(tmp_path, endpoint: ChatEndpoint, step_retries: int = 2, **kwargs):
     return materialize(
         [subquery_paraphrases],
         partition_key="pushpins",
         resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")), "paraphraser": endpoint},
         run_config={"ops": {"subquery_paraphrases": {"config": {"endpoint_retries": step_retries}}}},
+        **kwargs,
     )
+
+
+def _step_events(result, kind: DagsterEventType) -> list:
+    return [e for e in result.all_events if e.event_type == kind]
 
 
 def test_offline_paraphrases(tmp_path) -> None:
@@ -85,3 +92,60 @@ def test_endpoint_that_keeps_failing_is_reported(tmp_path) -> None:
             _materialize(tmp_path, endpoint, step_retries=0)
         assert server.calls == 2
     assert "attempt" in str(failure.value)
+
+
+@pytest.fixture
+def project_endpoint(monkeypatch, tmp_path):
+    """The paraphraser as the project builds it from LOGICLS_PARAPHRASE_*, on a loopback server."""
+    monkeypatch.setattr(assets.retries, "ENDPOINT_RETRY_WAIT_S", 0.0)
+    monkeypatch.setenv("LOGICLS_PARAPHRASE_API_KEY", API_KEY)
+    monkeypatch.setenv("LOGICLS_PARAPHRASE_MODEL", "para-llm")
+    with FakeOpenAIServer(responder=_responder) as server:
+        monkeypatch.setenv("LOGICLS_PARAPHRASE_BASE_URL", server.base_url)
+        yield server, chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=str(tmp_path / "cache"),
+                                             max_retries=3, timeout_s=5.0)
+
+
+def test_refused_key_fails_at_once_naming_the_variable(tmp_path, project_endpoint) -> None:
+    server, endpoint = project_endpoint
+    server.enqueue(*[Status(401, message=f"invalid key {API_KEY}")] * 10)
+    result = _materialize(tmp_path, endpoint, step_retries=2, raise_on_error=False)
+    assert not result.success
+    assert server.calls == 1  # no client retry, no step retry
+    assert not _step_events(result, DagsterEventType.STEP_UP_FOR_RETRY)
+    (failure,) = _step_events(result, DagsterEventType.STEP_FAILURE)
+    error = failure.step_failure_data.error.to_string()
+    assert "HTTP 401" in error and "set LOGICLS_PARAPHRASE_API_KEY to a valid key" in error
+    assert API_KEY not in error
+
+
+def test_outage_is_still_retried_by_the_step(tmp_path, project_endpoint) -> None:
+    server, endpoint = project_endpoint
+    server.enqueue(*[Status(503)] * 4)  # the client's four attempts of the first try
+    result = _materialize(tmp_path, endpoint, step_retries=2)
+    assert result.success
+    assert len(_step_events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+    assert server.calls == 4 + 4  # the outage, then the 4 subqueries on the retry
+
+
+def test_a_key_echoed_in_successful_replies_is_stored_nowhere(tmp_path, project_endpoint) -> None:
+    server, endpoint = project_endpoint
+
+    def echo(body: dict) -> str:  # a hostile or buggy endpoint: every reply carries the caller's key
+        first, *rest = json.loads(_responder(body))
+        return json.dumps([f"{first} ({API_KEY})", *rest])
+
+    server.responder = echo
+    (tmp_path / "dagster_home").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        result = _materialize(tmp_path, endpoint, instance=instance)
+        assert result.success and server.calls == 4
+        records = instance.get_records_for_run(result.run_id).records
+        assert records and not any(API_KEY in r.event_log_entry.to_json() for r in records)
+        materialization = instance.get_latest_materialization_event(subquery_paraphrases.key)
+        assert API_KEY not in str(materialization.asset_materialization.metadata)
+    stored = [p for p in tmp_path.rglob("*") if p.is_file()]  # Parquet, response cache, run storage
+    assert any(p.suffix == ".json" for p in stored)
+    assert not [p.relative_to(tmp_path) for p in stored if API_KEY.encode() in p.read_bytes()]
+    table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
+    assert table["text"].str.endswith("(***)").any()  # the redacted reply is what was kept

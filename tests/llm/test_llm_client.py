@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.llm import ChatEndpointConfig, LLMBudgetExceeded, LLMError, image_part, text_part
+from models.llm import (
+    ChatEndpointConfig,
+    LLMBudgetExceeded,
+    LLMError,
+    LLMRejected,
+    LLMUnavailable,
+    image_part,
+    text_part,
+)
 from tests.fakes.openai_server import Raw, Reply, Slow, Status
 from tests.llm.conftest import API_KEY
 
@@ -131,12 +139,50 @@ def test_connection_error_is_retried_then_reported(make_client):
     assert client.report()["requests"] == 3
 
 
-@pytest.mark.parametrize(("code", "text"), [(400, "not retried"), (404, "not retried"), (401, "API key")])
-def test_client_errors_are_not_retried(server, make_client, code, text):
-    server.enqueue(Status(code))
-    with pytest.raises(LLMError, match=text):
-        make_client(max_retries=3).complete(USER)
+@pytest.mark.parametrize("code", [400, 401, 403, 404, 422])
+def test_refused_requests_fail_at_once(server, make_client, waits, code):
+    server.enqueue(*[Status(code, message=f"refused {API_KEY}")] * 4)
+    with pytest.raises(LLMRejected, match=rf"HTTP {code}, not retried") as caught:
+        make_client(max_retries=3, api_key_env="LOGICLS_PARAPHRASE_API_KEY").complete(USER)
+    assert server.calls == 1 and waits == []
+    assert caught.value.status == code and API_KEY not in str(caught.value)
+    assert not isinstance(caught.value, LLMUnavailable)  # no step retry either
+
+
+def test_refused_key_names_the_variable_to_fix(server, make_client):
+    server.enqueue(Status(401), Status(401), Status(403, message="model not allowed"))
+    with pytest.raises(LLMRejected, match="refused the API key: set LOGICLS_ICL_API_KEY to a valid key"):
+        make_client(api_key_env="LOGICLS_ICL_API_KEY").complete(USER)
+    with pytest.raises(LLMRejected, match=r"no API key was sent \(LOGICLS_ICL_API_KEY is unset or empty\)"):
+        make_client(api_key="", api_key_env="LOGICLS_ICL_API_KEY").complete(USER)
+    with pytest.raises(LLMRejected, match="may not use model 'fake-model': check the key in LOGICLS_ICL_API_KEY"):
+        make_client(api_key_env="LOGICLS_ICL_API_KEY").complete(USER)
+    assert server.calls == 3
+
+
+def test_not_found_names_base_url_and_model(server, make_client):
+    server.enqueue(Status(404, message="The model `gpt-5x` does not exist"))
+    with pytest.raises(LLMRejected) as caught:
+        make_client(model="gpt-5x").complete(USER)
+    assert f"check base_url ({server.base_url}" in str(caught.value) and "model ('gpt-5x')" in str(caught.value)
     assert server.calls == 1
+
+
+@pytest.mark.parametrize("code", [408, 409, 429, 500, 502, 503, 504])
+def test_outages_are_retried_then_reported_as_unavailable(server, make_client, code):
+    server.enqueue(Status(code))
+    assert make_client(max_retries=1).complete(USER) == "ok"
+    server.enqueue(Status(code), Status(code))
+    with pytest.raises(LLMUnavailable, match=rf"gave up after 2 attempt\(s\); last: HTTP {code}"):
+        make_client(max_retries=1).complete(USER)
+    assert server.calls == 4
+
+
+def test_malformed_replies_are_retried_but_are_no_outage(server, make_client):
+    server.enqueue(Raw(b"{not json"), Reply(None))
+    with pytest.raises(LLMError, match="malformed reply: empty content") as caught:
+        make_client(max_retries=1).complete(USER)
+    assert not isinstance(caught.value, LLMUnavailable) and server.calls == 2
 
 
 def test_request_budget_counts_retries_and_stops_before_sending(server, make_client):

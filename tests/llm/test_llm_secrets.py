@@ -7,7 +7,7 @@ import traceback
 
 import pytest
 
-from models.llm import CachedChatClient, LLMError, ResponseCache
+from models.llm import CachedChatClient, LLMError, ResponseCache, redact
 from tests.fakes.openai_server import Raw, Reply, Status
 from tests.llm.conftest import API_KEY
 
@@ -44,3 +44,21 @@ def test_key_appears_in_no_log_error_repr_or_cache_file(server, make_client, tmp
     assert API_KEY not in repr(client) + repr(cached) + repr(client.config)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files and not any(API_KEY in p.read_text() for p in files)
+
+
+def test_a_key_echoed_in_a_successful_reply_is_redacted_before_anyone_sees_it(server, make_client, tmp_path):
+    server.responder = lambda body: f'["Your key is {API_KEY}", "fine"]'
+    seen = []
+    cached = CachedChatClient(make_client(), ResponseCache(tmp_path))
+
+    reply = cached.complete([{"role": "user", "content": "Paraphrase"}], tag="v1", validate=seen.append)
+    assert reply == '["Your key is ***", "fine"]' and seen == [reply]  # validated as it is stored
+    assert cached.complete([{"role": "user", "content": "Paraphrase"}], tag="v1") == reply  # from the cache
+    (entry,) = tmp_path.rglob("*.json")
+    assert API_KEY not in entry.read_text() and "Your key is ***" in entry.read_text()
+
+
+def test_redact_leaves_placeholder_keys_alone():
+    assert redact(f"a {API_KEY} b {API_KEY}", API_KEY) == "a *** b ***"
+    assert redact("EMPTY replies stay EMPTY", "EMPTY") == "EMPTY replies stay EMPTY"  # vLLM's placeholder
+    assert redact("text", "") == "text"
