@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from dagster import AssetKey, materialize
+from dagster import AssetCheckSeverity, AssetKey, materialize
 
-from assets.split import loco_fc_split
+from assets.split import loco_fc_split, scenario_specs_check, skipped_specs_markdown
+from models.spec import load_catalog
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
 from tests.loco_tree import TreeSpec, build_tree
@@ -39,7 +40,8 @@ def test_materialize_writes_parquet_and_checks_pass(tmp_path) -> None:
     assert len(frame) == 4 + 3 + 20 + 2
     assert not list(path.parent.glob(".*tmp"))
     checks = _checks(result)
-    assert set(checks) == {"no_split_leakage", "classes_in_both_splits", "split_counts", "excluded_images"}
+    assert set(checks) == {"no_split_leakage", "classes_in_both_splits", "split_counts", "excluded_images",
+                           "scenario_specs"}
     assert all(c.passed for c in checks.values()), {k: c.metadata for k, c in checks.items()}
     meta = result.asset_materializations_for_node("loco_fc_split")[0].metadata
     assert meta["dagster/row_count"].value == 29
@@ -76,3 +78,16 @@ def test_definitions_load() -> None:
 
     assert defs.resolve_assets_def(AssetKey("loco_fc_split")).partitions_def.get_partition_keys() == [
         "breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors"]
+
+
+def test_skipped_user_specs_fail_the_scenario_specs_check(tmp_path) -> None:
+    (tmp_path / "bad.yaml").write_text("scenario: bad_tray\nobjects: 3\n")
+    skipped = load_catalog(tmp_path).skipped
+    check = scenario_specs_check(skipped)
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    [entry] = check.metadata["specs"].value
+    assert entry["file"] == str(tmp_path / "bad.yaml") and entry["scenario"] == "bad_tray"
+    assert any(p.startswith("objects: ") for p in entry["problems"]), entry
+    assert "reload the code location" in check.metadata["fix"].value
+    assert f"- `{tmp_path / 'bad.yaml'}` (scenario `bad_tray`)" in skipped_specs_markdown(skipped)
+    assert scenario_specs_check([]).passed and skipped_specs_markdown([]) == "none"
