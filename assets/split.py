@@ -38,8 +38,9 @@ CHECKS = [
                    description="Normal counts equal the source folders; single anomalies follow the ratio "
                                "per class within one image; multi-anomaly images are all in test."),
     AssetCheckSpec("excluded_images", asset="loco_fc_split",
-                   description="Images left out because their masks hold pixel values that "
-                               "defects_config.json does not list."),
+                   description="Images left out, each with the reason and the fix: an image or mask file that "
+                               "does not decode (truncated, not a PNG, too large), or masks holding pixel values "
+                               "that defects_config.json does not list."),
     AssetCheckSpec("scenario_specs", asset="loco_fc_split",
                    description="Every spec file in LOGICLS_SCENARIO_DIR loads; a broken one is skipped (its "
                                "scenario has no partition) and listed here with its fields."),
@@ -174,7 +175,8 @@ def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConf
 
 def _excluded_check(category: LocoCategory) -> AssetCheckResult:
     listing = [
-        {"image": str(e.image_path), "unknown_pixel_values": list(e.unknown_pixel_values), "reason": e.reason}
+        {"image": str(e.image_path), "reason": e.reason, "unknown_pixel_values": list(e.unknown_pixel_values),
+         "unreadable_file": str(e.unreadable_file) if e.unreadable_file else None}
         for e in category.excluded
     ]
     return AssetCheckResult(

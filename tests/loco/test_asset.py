@@ -11,7 +11,7 @@ from assets.split import loco_fc_split, scenario_specs_check, skipped_specs_mark
 from models.spec import load_catalog
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
-from tests.loco_tree import TreeSpec, build_tree
+from tests.loco_tree import TreeSpec, build_tree, truncate
 
 
 def _run(data_root, storage, partition="pushpins", config=None):
@@ -63,6 +63,20 @@ def test_unknown_pixel_value_is_listed_by_check_and_run_goes_on(tmp_path) -> Non
     assert checks["classes_in_both_splits"].passed  # 'a' keeps 8/2 and normal 3/2
     frame = pd.read_parquet(tmp_path / "storage/loco_fc_split/pushpins.parquet")
     assert "b" not in set(frame["labels"].explode())
+
+
+def test_an_image_that_does_not_decode_is_listed_by_check_and_left_out(tmp_path) -> None:
+    root = build_tree(tmp_path / "loco", TreeSpec("pushpins", ["a"], single={"a": 10}))
+    broken = truncate(root / "pushpins/test/good/001.png")
+    result = _run(root, tmp_path / "storage")
+    assert result.success
+    checks = _checks(result)
+    assert checks["split_counts"].passed and not checks["excluded_images"].passed
+    [entry] = checks["excluded_images"].metadata["images"].value
+    assert entry["image"] == entry["unreadable_file"] == str(broken)
+    assert "does not decode" in entry["reason"] and "restore it from the archive" in entry["reason"]
+    frame = pd.read_parquet(tmp_path / "storage/loco_fc_split/pushpins.parquet")
+    assert str(broken) not in set(frame["image_path"]) and len(frame) == 3 + 1 + 10
 
 
 def test_train_ratio_from_run_config(tmp_path) -> None:
