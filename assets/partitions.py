@@ -22,6 +22,7 @@ def scenario_catalog() -> ScenarioCatalog:
 
 
 SCENARIO_CATALOG = scenario_catalog()
+SCENARIO_CATALOG.warn()  # in the code location's log when it loads
 SCENARIO_SPECS = SCENARIO_CATALOG.specs
 scenario_partitions = StaticPartitionsDefinition(list(SCENARIO_SPECS))
 

@@ -12,8 +12,9 @@ replace the shipped spec); ``overrides: true`` on a name that is not shipped is 
 is most likely a misspelt name. Two user files may not define the same scenario.
 
 A broken user file breaks only its own scenario: :func:`load_catalog` loads every other spec and
-lists the broken file as a :class:`SkippedSpec` (logged as a warning naming the file and each
-field), so one typo in ``LOGICLS_SCENARIO_DIR`` does not take the shipped scenarios down with it.
+lists the broken file as a :class:`SkippedSpec` (:func:`load_specs` and :func:`get_spec` log it as a
+warning naming the file and each field), so one typo in ``LOGICLS_SCENARIO_DIR`` does not take the
+shipped scenarios down with it.
 A broken file that overrides a shipped scenario withdraws that scenario too, rather than running
 it silently with rules the user meant to replace. Asking for a skipped scenario by name
 (:func:`get_spec`) raises its :class:`SpecError`.
@@ -109,12 +110,19 @@ class ScenarioCatalog:
     specs: dict[str, ScenarioSpec]
     skipped: tuple[SkippedSpec, ...] = ()
 
+    def warn(self, unless: str | None = None) -> None:
+        """One warning line per skipped file (file, scenario, every field), except for scenario ``unless``,
+        whose error the caller raises instead."""
+        for skipped in self.skipped:
+            if skipped.scenario != unless:
+                logger.warning("scenario %r skipped: %s", skipped.scenario, skipped.error.summary)
+
 
 def load_catalog(user_dir: str | Path | None = None) -> ScenarioCatalog:
     """The shipped specs plus every ``*.yaml`` / ``*.yml`` in ``user_dir`` (e.g. ``LOGICLS_SCENARIO_DIR``).
 
-    A user file that fails is skipped with a warning (see the module docstring); a missing
-    directory is an error, since then no user scenario at all would load.
+    A user file that fails is skipped (see the module docstring; :meth:`ScenarioCatalog.warn` logs
+    them); a missing directory is an error, since then no user scenario at all would load.
     """
     specs = shipped_specs()
     if user_dir is None or str(user_dir) == "":
@@ -164,18 +172,20 @@ def _skip(
     scenario = declared if isinstance(declared, str) and declared else path.stem
     if fields.get("overrides") is True and scenario in SHIPPED_SCENARIOS and scenario not in origin:
         specs.pop(scenario, None)
-    logger.warning("scenario %r skipped: %s", scenario, error.summary)
     return SkippedSpec(str(path), scenario, error)
 
 
 def load_specs(user_dir: str | Path | None = None) -> dict[str, ScenarioSpec]:
     """The usable specs of :func:`load_catalog` (broken user files are logged and left out)."""
-    return load_catalog(user_dir).specs
+    catalog = load_catalog(user_dir)
+    catalog.warn()
+    return catalog.specs
 
 
 def get_spec(scenario: str, user_dir: str | Path | None = None) -> ScenarioSpec:
     """One scenario's spec: its :class:`SpecError` when its file was skipped, a clear error for an unknown name."""
     catalog = load_catalog(user_dir)
+    catalog.warn(unless=scenario)
     if scenario in catalog.specs:
         return catalog.specs[scenario]
     for skipped in catalog.skipped:
