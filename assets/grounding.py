@@ -1,6 +1,5 @@
 """Stage 2: grounding, i.e. every object's mask, box and label (CLIP + SAM, or the classical segmenter)."""
 
-import cv2
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -16,6 +15,7 @@ from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
 from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
+from models.images import read_rgb
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
 from resources.grounding import Grounder
@@ -85,7 +85,7 @@ def _overlays(objects: pd.DataFrame, split: pd.DataFrame, n: int = 2) -> str:
     parts = []
     for rows in picks:
         for row in rows.head(1).itertuples():
-            image = cv2.cvtColor(cv2.imread(row.image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            image = read_rgb(row.image_path)
             overlay = draw_overlay(image, by_image.get(row.image_id, []))
             parts.append(image_markdown(overlay, f"{row.image_id} ({', '.join(row.labels)})"))
     return "\n\n".join(parts[:n]) or "no images"

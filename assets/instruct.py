@@ -21,6 +21,7 @@ from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
 from assets.retries import retry_on_endpoint_outage
 from models.grounding import draw_overlay, ground_images, queries_from_spec
+from models.images import read_rgb
 from models.instruct.augment import (
     CUT_PASTE,
     KINDS,
@@ -29,7 +30,6 @@ from models.instruct.augment import (
     Parent,
     augment_split,
     h_disagreements,
-    read_rgb,
     reground_agreement,
 )
 from models.instruct.cot import (

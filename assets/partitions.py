@@ -1,7 +1,10 @@
 """The scenario partitions shared by every per-scenario asset.
 
 The partition keys are the shipped scenario specs plus every spec in ``LOGICLS_SCENARIO_DIR``,
-read when the definitions load: adding a product line takes a YAML file, not code.
+read when the definitions load: adding a product line takes a YAML file, not code. A user spec
+that does not load is skipped (its scenario has no partition, every other one has): it is logged
+when the code location loads and shown in the UI by ``loco_fc_split``'s ``scenario_specs`` check
+and its ``skipped_scenario_specs`` definition metadata.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import os
 
 from dagster import StaticPartitionsDefinition
 
-from models.spec import ScenarioSpec, load_specs
+from models.spec import ScenarioCatalog, ScenarioSpec, load_catalog
 
 
-def scenario_specs() -> dict[str, ScenarioSpec]:
-    """Shipped specs and the user's (``LOGICLS_SCENARIO_DIR``); a malformed spec raises ``SpecError``."""
-    return load_specs(os.getenv("LOGICLS_SCENARIO_DIR") or None)
+def scenario_catalog() -> ScenarioCatalog:
+    """Shipped specs and the user's (``LOGICLS_SCENARIO_DIR``), with the user files that were skipped."""
+    return load_catalog(os.getenv("LOGICLS_SCENARIO_DIR") or None)
 
 
-SCENARIO_SPECS = scenario_specs()
+SCENARIO_CATALOG = scenario_catalog()
+SCENARIO_CATALOG.warn()  # in the code location's log when it loads
+SCENARIO_SPECS = SCENARIO_CATALOG.specs
 scenario_partitions = StaticPartitionsDefinition(list(SCENARIO_SPECS))
 
 

@@ -1,5 +1,12 @@
-"""Stage 1: the LOCO FC re-split (``loco_fc_split``), one partition per scenario."""
+"""Stage 1: the LOCO FC re-split (``loco_fc_split``), one partition per scenario.
 
+As the first stage, it also shows the user specs that were skipped when the code location loaded
+(their scenarios have no partition): in its definition metadata ``skipped_scenario_specs``, on the
+asset's page before anything runs, and in the ``scenario_specs`` check, which fails with a warning
+on every materialization until the files are fixed.
+"""
+
+from collections.abc import Sequence
 
 import pandas as pd
 from dagster import (
@@ -15,8 +22,9 @@ from dagster import (
 from pydantic import Field
 
 from assets.metadata import frame_data_version, markdown_table
-from assets.partitions import scenario_partitions
+from assets.partitions import SCENARIO_CATALOG, scenario_partitions
 from models.loco import LocoCategory, scan_category
+from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
 from resources.loco import LocoDataset
@@ -30,9 +38,42 @@ CHECKS = [
                    description="Normal counts equal the source folders; single anomalies follow the ratio "
                                "per class within one image; multi-anomaly images are all in test."),
     AssetCheckSpec("excluded_images", asset="loco_fc_split",
-                   description="Images left out because their masks hold pixel values that "
-                               "defects_config.json does not list."),
+                   description="Images left out, each with the reason and the fix: an image or mask file that "
+                               "does not decode (truncated, not a PNG, too large), or masks holding pixel values "
+                               "that defects_config.json does not list."),
+    AssetCheckSpec("scenario_specs", asset="loco_fc_split",
+                   description="Every spec file in LOGICLS_SCENARIO_DIR loads; a broken one is skipped (its "
+                               "scenario has no partition) and listed here with its fields."),
 ]
+SPEC_FIX = "Correct each file, then reload the code location (Deployment → Reload, or restart dagster)."
+
+
+def skipped_specs_markdown(skipped: Sequence[SkippedSpec]) -> str:
+    """The skipped user specs as a Markdown list: file, scenario and every (field: problem)."""
+    if not skipped:
+        return "none"
+    lines = [f"{len(skipped)} spec file(s) in LOGICLS_SCENARIO_DIR did not load; their scenarios have no "
+             f"partition. {SPEC_FIX}", ""]
+    for spec in skipped:
+        lines.append(f"- `{spec.path}` (scenario `{spec.scenario}`)")
+        lines += [f"  - `{field}`: {' '.join(message.split())}" for field, message in spec.error.problems]
+    return "\n".join(lines)
+
+
+def scenario_specs_check(skipped: Sequence[SkippedSpec]) -> AssetCheckResult:
+    """Fails (warning) while a user spec is skipped, naming each file and field."""
+    listing = [
+        {"file": spec.path, "scenario": spec.scenario,
+         "problems": [f"{field}: {' '.join(message.split())}" for field, message in spec.error.problems]}
+        for spec in skipped
+    ]
+    return AssetCheckResult(
+        check_name="scenario_specs",
+        passed=not skipped,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"skipped": len(skipped), "specs": MetadataValue.json(listing),
+                  **({"fix": SPEC_FIX} if skipped else {})},
+    )
 
 
 class LocoFcSplitConfig(Config):
@@ -48,6 +89,7 @@ class LocoFcSplitConfig(Config):
     code_version="1",
     group_name="data",
     kinds={"pandas", "parquet"},
+    metadata={"skipped_scenario_specs": MetadataValue.md(skipped_specs_markdown(SCENARIO_CATALOG.skipped))},
 )
 def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loco: LocoDataset):
     """LOCO FC: train holds train/good and about 80% of each class's single-anomaly images; test holds
@@ -73,6 +115,7 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
         },
     )
     yield from split_checks(frame, category, split_config)
+    yield scenario_specs_check(SCENARIO_CATALOG.skipped)
 
 
 def split_checks(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> list[AssetCheckResult]:
@@ -132,7 +175,8 @@ def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConf
 
 def _excluded_check(category: LocoCategory) -> AssetCheckResult:
     listing = [
-        {"image": str(e.image_path), "unknown_pixel_values": list(e.unknown_pixel_values), "reason": e.reason}
+        {"image": str(e.image_path), "reason": e.reason, "unknown_pixel_values": list(e.unknown_pixel_values),
+         "unreadable_file": str(e.unreadable_file) if e.unreadable_file else None}
         for e in category.excluded
     ]
     return AssetCheckResult(

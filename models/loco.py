@@ -8,18 +8,28 @@ so an image with two mask files of one type is a single-anomaly image.
 Errors name the offending file and say how to fix it, because users point this at data sets they
 unpacked by hand. A pixel value that ``defects_config.json`` does not list is not fatal: real data
 can contain such values, so the image is left out with a warning and reported.
+
+Every image and mask is decoded in full here, once (in a thread pool: PIL decodes without the GIL),
+so that a damaged file is found when it enters and not stages later. A file that does not decode
+(truncated, not a PNG, over PIL's decompression-bomb limit) is damage to that one file: its image is
+left out and reported the same way, with the fix. A mask in the wrong format (another size than its
+image, colour channels that differ, 16 bits per pixel) is a conversion mistake that would repeat
+over the whole data set, so it stops the scan with an error naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import struct
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +43,11 @@ TEST_GOOD = "test/good"
 TEST_LOGICAL = "test/logical_anomalies"
 TEST_STRUCTURAL = "test/structural_anomalies"
 GT_LOGICAL = "ground_truth/logical_anomalies"
+
+DECODE_WORKERS = min(8, os.cpu_count() or 1)
+"""Threads that decode images during a scan (bounded: steps of several runs may share a machine)."""
+# What PIL raises for a file it cannot decode (truncated data, broken chunks, not an image at all).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
 LAYOUT_HINT = (
     "An MVTec LOCO AD root holds <root>/<category>/{train/good, validation/good, test/good, "
@@ -75,11 +90,25 @@ class LocoImage:
 
 @dataclass(frozen=True)
 class ExcludedImage:
-    """An image left out of the re-split, and why."""
+    """An image left out of the re-split, and why (``unreadable_file``: the image or mask that does not decode)."""
 
     image_path: Path
     reason: str
     unknown_pixel_values: tuple[int, ...] = ()
+    unreadable_file: Path | None = None
+
+
+class UndecodableFile(Exception):
+    """An image or mask file that PIL cannot decode: what is wrong and how to fix it."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        self.path = path
+        if isinstance(error, Image.DecompressionBombError):
+            self.problem, self.fix = f"is too large to decode safely ({error})", "downscale it"
+        else:
+            self.problem = f"does not decode ({error.__class__.__name__}: {error})"
+            self.fix = "restore it from the archive (or delete the image and its mask folder)"
+        super().__init__(f"{path} {self.problem}: {self.fix}")
 
 
 @dataclass
@@ -136,12 +165,14 @@ def _parse_defect_entry(path: Path, index: int, entry: object, fix: str) -> Defe
         raise LocoFormatError(f"{where}: defect_name must be a non-empty string, got {name!r}.")
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 255:
         raise LocoFormatError(f"{where} ({name}): pixel_value must be an integer 1-255, got {value!r}.")
-    return DefectType(
-        name=name,
-        pixel_value=value,
-        saturation_threshold=float(entry.get("saturation_threshold", 1.0)),
-        relative_saturation=bool(entry.get("relative_saturation", True)),
-    )
+    threshold, relative = entry.get("saturation_threshold", 1.0), entry.get("relative_saturation", True)
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise LocoFormatError(f"{where} ({name}): saturation_threshold must be a number, got {threshold!r}.") from None
+    if not isinstance(relative, bool):
+        raise LocoFormatError(f"{where} ({name}): relative_saturation must be true or false, got {relative!r}.")
+    return DefectType(name=name, pixel_value=value, saturation_threshold=threshold, relative_saturation=relative)
 
 
 def _require_dir(path: Path) -> Path:
@@ -154,33 +185,35 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() == IMAGE_SUFFIX and p.is_file())
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the PNG header, with a clear error for a file that is no image."""
+def _decoded(path: Path) -> Image.Image:
+    """The image with every pixel decoded (``Image.open`` alone reads only the header)."""
     try:
         with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise LocoFormatError(
-            f"Unreadable image {path} ({exc.__class__.__name__}: {exc}): replace it with the original "
-            "file from the archive, or delete it (and its mask folder)."
-        ) from None
+            im.load()
+            return im
+    except _DECODE_ERRORS as exc:
+        raise UndecodableFile(path, exc) from None
+
+
+def decoded_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image whose pixels all decode; :class:`UndecodableFile` otherwise."""
+    return _decoded(path).size
 
 
 def read_mask_values(path: Path, expected_size: tuple[int, int], image_path: Path) -> set[int]:
     """The distinct non-zero pixel values of one mask PNG, after checking it matches its image."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            size, mode = im.size, im.mode
-            array = np.asarray(im)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise LocoFormatError(
-            f"Unreadable mask {path} ({exc.__class__.__name__}: {exc}): restore it from the archive."
-        ) from None
+    im = _decoded(path)
+    size, mode = im.size, im.mode
+    array = np.asarray(im)
     if size != expected_size:
         raise LocoFormatError(
             f"Mask {path} is {size[0]}x{size[1]} but its image {image_path} is "
             f"{expected_size[0]}x{expected_size[1]} (width x height): masks must have the image's size."
+        )
+    if array.dtype != np.uint8 and mode != "1":
+        raise LocoFormatError(
+            f"Mask {path} is a {array.dtype.itemsize * 8}-bit PNG (mode {mode}): masks must be 8-bit grayscale "
+            "PNGs holding the pixel values of defects_config.json; re-save it as 8-bit."
         )
     if array.ndim == 3:  # RGB(A) saved masks: LOCO masks are grey, so every channel holds the value
         if mode not in ("RGB", "RGBA") or not (array[..., 0] == array[..., 1]).all():
@@ -194,31 +227,47 @@ def read_mask_values(path: Path, expected_size: tuple[int, int], image_path: Pat
 def scan_category(root: Path, scenario: str) -> LocoCategory:
     """Read ``<root>/<scenario>``: good images of train and test, and every logical anomaly.
 
-    Validation and structural images are not part of LOCO FC and are not read.
+    Every image and mask is decoded (see the module docstring); validation and structural images
+    are not part of LOCO FC and are not read.
     """
     cat_dir = _require_dir(Path(root) / scenario)
     defects = read_defects_config(cat_dir / "defects_config.json")
     by_value = {d.pixel_value: d.name for d in defects}
-    category = LocoCategory(scenario=scenario, root=cat_dir, defect_types=defects)
-    for source in (TRAIN_GOOD, TEST_GOOD):
-        for path in _list_images(_require_dir(cat_dir / source)):
-            width, height = image_size(path)
-            category.images.append(
-                LocoImage(make_image_id(scenario, source, path.stem), scenario, source, path, (), (NORMAL,),
-                          width, height)
-            )
+    good = [(source, path) for source in (TRAIN_GOOD, TEST_GOOD)
+            for path in _list_images(_require_dir(cat_dir / source))]
     gt_dir = cat_dir / GT_LOGICAL
     logical = _list_images(_require_dir(cat_dir / TEST_LOGICAL))
     if logical:
         _require_dir(gt_dir)
-    for path in logical:
-        record = _read_logical_image(scenario, path, gt_dir / path.stem, by_value)
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="loco-decode") as pool:
+        records = [
+            *pool.map(lambda job: _read_good_image(scenario, *job), good),
+            *pool.map(lambda path: _read_logical_image(scenario, path, gt_dir / path.stem, by_value), logical),
+        ]
+    category = LocoCategory(scenario=scenario, root=cat_dir, defect_types=defects)
+    for record in records:
         if isinstance(record, ExcludedImage):
             logger.warning("%s", record.reason)
             category.excluded.append(record)
         else:
             category.images.append(record)
     return category
+
+
+def _read_good_image(scenario: str, source: str, path: Path) -> LocoImage | ExcludedImage:
+    try:
+        width, height = decoded_size(path)
+    except UndecodableFile as exc:
+        return _unreadable(path, exc)
+    return LocoImage(make_image_id(scenario, source, path.stem), scenario, source, path, (), (NORMAL,), width, height)
+
+
+def _unreadable(image_path: Path, exc: UndecodableFile) -> ExcludedImage:
+    if exc.path == image_path:
+        reason = f"Image {image_path} {exc.problem}: it is left out; {exc.fix}."
+    else:
+        reason = f"Mask {exc.path} {exc.problem}: its image {image_path} is left out; {exc.fix}."
+    return ExcludedImage(image_path, reason, unreadable_file=exc.path)
 
 
 def _read_logical_image(
@@ -232,10 +281,13 @@ def _read_logical_image(
     masks = _list_images(mask_dir)
     if not masks:
         raise LocoFormatError(f"Mask folder {mask_dir} holds no PNG files: restore its masks from the archive.")
-    size = image_size(path)
-    values: set[int] = set()
-    for mask in masks:
-        values |= read_mask_values(mask, size, path)
+    try:
+        size = decoded_size(path)
+        values: set[int] = set()
+        for mask in masks:
+            values |= read_mask_values(mask, size, path)
+    except UndecodableFile as exc:
+        return _unreadable(path, exc)
     unknown = sorted(v for v in values if v not in by_value)
     if unknown:
         return ExcludedImage(

@@ -12,72 +12,79 @@ scenario's first normal training image in ``loco_fc_split`` with its normal answ
 Output: one JSON object per image and line on stdout: ``image``, ``scenario``, ``method``,
 ``model``, ``labels`` (the predicted label set), ``evidence`` (the trail, one line per fired rule
 and unreadable answer), ``rules`` (the fired rules with the answers they read) and ``answers`` (per
-subquery: answer text, parsed value, whether parseable). Bad input (an unreadable image, an
-unknown scenario, a missing adapter or example) prints one line on stderr and exits with 2.
+subquery: answer text, parsed value, whether parseable). Bad input (an unreadable, oversized or
+too elongated image, an unknown or broken scenario spec, a missing or damaged adapter, no example, a
+bad flag value, storage that cannot be written when the built-in model must be built) prints one
+line on stderr naming the file or flag and the fix, and exits with 2 (``pipelines/cli.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import transformers
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from assets.paths import adapter_dir
 from models.evaluation import build_questions, local_answerer, predict, select_examples
 from models.evaluation.answerers import default_max_new_tokens
 from models.evaluation.predict import ICLExample, normal_answer_examples
-from models.spec import ScenarioSpec, SpecError, UnparseablePolicy, get_spec
+from models.spec import ScenarioSpec, UnparseablePolicy, get_spec
+from models.vlm.encoding import image_shape_problem
+from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, positive_int, run
 from resources.settings import storage_dir
 from resources.vlm import VisionLanguageModel
 
-EXIT_BAD_INPUT = 2
-
-
-class ClassifyError(Exception):
-    """Bad input, said in one line."""
+__all__ = ["EXIT_BAD_INPUT", "main"]
+STORAGE_HINT = ("classify writes only the built-in model, once: point LOGICLS_STORAGE at a writable folder, "
+                "or LOGICLS_VLM_CHECKPOINT at a Qwen2.5-VL checkpoint")
+# What PIL raises for a file that is not a whole image (truncated data, broken chunks, not an image).
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.classify", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m pipelines.classify", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path, help="image files to classify")
     parser.add_argument("--scenario", required=True, help="the scenario (spec) the images belong to")
     parser.add_argument("--adapter", type=Path, help="LoRA adapter directory (default: the latest vlm_adapter)")
     parser.add_argument("--method", choices=["finetuned", "icl"], default="finetuned",
                         help="finetuned: base model + adapter; icl: the base model in context")
-    parser.add_argument("--max-new-tokens", type=int,
+    parser.add_argument("--max-new-tokens", type=positive_int,
                         help="generation limit (default: room for the example's target; at least 512 for a real model)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="questions generated together")
     parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy], default="normal")
     return parser.parse_args(argv)
 
 
 def load_scenario(name: str) -> ScenarioSpec:
-    try:
-        return get_spec(name, os.getenv("LOGICLS_SCENARIO_DIR") or None)
-    except KeyError as error:
-        raise ClassifyError(error.args[0]) from None
-    except SpecError as error:
-        raise ClassifyError(f"invalid scenario spec: {error.source}") from None
+    """The scenario's spec (a broken user spec of that name: its SpecError, naming file and fields)."""
+    return get_spec(name, os.getenv("LOGICLS_SCENARIO_DIR") or None)
 
 
 def check_images(paths: list[Path]) -> list[Path]:
-    """Each path must open as an image (decoded fully: a truncated file fails here, not mid-inference)."""
+    """Each path must decode in full (a truncated file fails here, not mid-inference), within PIL's
+    decompression-bomb limit, in a shape the model's processor takes."""
     for path in paths:
         try:
             with Image.open(path) as image:
-                image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as error:
+                image.load()
+                size = image.size
+        except Image.DecompressionBombError as error:
+            raise BadInput(f"image {path} is too large to decode safely ({error}): downscale it") from None
+        except IMAGE_ERRORS as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a readable image"
-            raise ClassifyError(f"cannot read image {path}: {reason}") from None
+            raise BadInput(f"cannot read image {path}: {reason}") from None
+        problem = image_shape_problem(*size)
+        if problem:
+            raise BadInput(f"image {path} {problem}")
     return paths
 
 
@@ -86,8 +93,8 @@ def resolve_adapter(args: argparse.Namespace, storage: Path) -> Path | None:
         return None
     directory = args.adapter or adapter_dir(storage, args.scenario)
     if not (directory / "adapter_config.json").is_file():
-        raise ClassifyError(f"no LoRA adapter at {directory}: materialize vlm_adapter for {args.scenario}, "
-                            "pass --adapter, or use --method icl")
+        raise BadInput(f"no LoRA adapter at {directory}: materialize vlm_adapter for {args.scenario}, "
+                       "pass --adapter, or use --method icl")
     return directory
 
 
@@ -96,18 +103,15 @@ def load_examples(spec: ScenarioSpec, storage: Path) -> dict[str, ICLExample]:
     cot_path = storage / "cot_dataset" / f"{spec.scenario}.parquet"
     split_path = storage / "loco_fc_split" / f"{spec.scenario}.parquet"
     if cot_path.is_file():
-        try:
-            return select_examples(pd.read_parquet(cot_path), spec)
-        except ValueError as error:
-            raise ClassifyError(str(error)) from None
+        return select_examples(pd.read_parquet(cot_path), spec)
     if split_path.is_file():
         split = pd.read_parquet(split_path)
         normal = split[(split["split"] == "train") & split["labels"].map(lambda x: list(x) == ["normal"])]
         if not normal.empty:
             first = normal.sort_values("image_id").iloc[0]
             return normal_answer_examples(spec, str(first["image_id"]), str(first["image_path"]))
-    raise ClassifyError(f"no in-context example for {spec.scenario}: materialize cot_dataset or loco_fc_split "
-                        f"(looked for {cot_path} and {split_path})")
+    raise BadInput(f"no in-context example for {spec.scenario}: materialize cot_dataset or loco_fc_split "
+                   f"(looked for {cot_path} and {split_path})")
 
 
 def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -117,10 +121,7 @@ def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
     adapter = resolve_adapter(args, storage)
     examples = load_examples(spec, storage)
     resource = VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=str(storage))
-    try:
-        vlm = resource.load(adapter)
-    except (FileNotFoundError, ValueError) as error:
-        raise ClassifyError(str(error).splitlines()[0]) from None
+    vlm = resource.load(adapter)
     frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
     questions = build_questions(frame, spec, examples)
     answerer = local_answerer(vlm, batch_size=args.batch_size,
@@ -145,17 +146,13 @@ def _image_result(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     transformers.utils.logging.disable_progress_bar()  # stderr stays for warnings and the error line
-    try:
-        results = classify(args)
-    except ClassifyError as error:
-        print(f"classify: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    for result in results:
-        print(json.dumps(result, ensure_ascii=False))
-    return 0
+
+    def lines() -> Iterator[str]:
+        for result in classify(parse_args(argv)):
+            yield json.dumps(result, ensure_ascii=False)
+
+    return run("classify", lines, STORAGE_HINT)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
                                                              # <storage>/reports/images/pushpins__test__….html
 
 Reads ``<LOGICLS_STORAGE>/lac_predictions/<scenario>.parquet`` and, when present, the grounding
-table for the boxes; prints the path of every page written. Bad input (unknown scenario or image,
-no predictions yet) prints one line on stderr and exits with 2.
+table for the boxes; prints the path of every page written. Bad input (unknown or broken scenario,
+unknown image, no predictions yet, ``--out`` naming a directory for one page, storage that cannot be
+written) prints one line on stderr naming the file or flag and the fix, and exits with 2
+(``pipelines/cli.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,14 +25,16 @@ from assets.paths import reports_dir
 from models.evaluation import image_report, scenario_report, write_html
 from models.evaluation.report import image_file_name
 from models.spec import get_spec
+from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, run
 from resources.settings import storage_dir
 
-EXIT_BAD_INPUT = 2
+__all__ = ["EXIT_BAD_INPUT", "main"]
+STORAGE_HINT = "pass --out with a writable path, or point LOGICLS_STORAGE at a writable folder"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m pipelines.report", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario")
     parser.add_argument("--image-id", action="append", default=[], help="one page for this image (repeatable)")
     parser.add_argument("--out", type=Path, help="where to write (a file for one page, else a directory)")
@@ -45,28 +50,27 @@ def write_reports(args: argparse.Namespace) -> list[Path]:
     predictions = pd.read_parquet(predictions_path)
     grounding_path = storage / "grounding" / f"{spec.scenario}.parquet"
     grounding = pd.read_parquet(grounding_path) if grounding_path.is_file() else None
+    one_page = len(args.image_id) <= 1
+    if args.out and one_page and args.out.is_dir():
+        name = image_file_name(args.image_id[0]) if args.image_id else f"{spec.scenario}.html"
+        raise BadInput(f"--out {args.out} is a directory: give the HTML file to write, e.g. --out {args.out / name}")
     if not args.image_id:
         target = args.out or reports_dir(storage) / f"{spec.scenario}.html"
         return [write_html(target, scenario_report(spec, predictions, grounding))]
-    folder = args.out if args.out and len(args.image_id) > 1 else reports_dir(storage) / "images"
+    folder = args.out if args.out and not one_page else reports_dir(storage) / "images"
     paths = []
     for image_id in args.image_id:
-        target = args.out if args.out and len(args.image_id) == 1 else folder / image_file_name(image_id)
+        target = args.out if args.out and one_page else folder / image_file_name(image_id)
         paths.append(write_html(target, image_report(spec, predictions, image_id, grounding)))
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        paths = write_reports(args)
-    except (KeyError, FileNotFoundError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) else str(error)
-        print(f"report: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    for path in paths:
-        print(path)
-    return 0
+    def lines() -> Iterator[str]:
+        for path in write_reports(parse_args(argv)):
+            yield str(path)
+
+    return run("report", lines, STORAGE_HINT)
 
 
 if __name__ == "__main__":

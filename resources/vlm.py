@@ -46,6 +46,8 @@ class VisionLanguageModel(ConfigurableResource):
         if not self.is_tiny:
             return Path(self.checkpoint_dir).expanduser()
         target = Path(self.storage_dir) / "models" / f"tiny-qwen2.5-vl-seed{self.tiny_seed}"
+        if (target / "config.json").is_file():
+            return target  # nothing to build: no lock either, so a read-only storage serves it
         target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(target) + ".lock"):
             if not (target / "config.json").is_file():

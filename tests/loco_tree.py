@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,3 +147,22 @@ def real_sized_spec(scenario: str) -> TreeSpec:
         validation_good=VALIDATION_GOOD[scenario], test_good=row["test_normal"], single=singles,
         multi=multi, structural=STRUCTURAL[scenario], size=(8, 6),
     )
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to a share of its bytes, as an interrupted copy leaves it (the header still reads)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that announces ``width`` × ``height`` grey pixels and holds none: a decompression bomb's header
+    (PIL refuses it when the file is opened), written without allocating the pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))
+    return path

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from models.atomic import write_text_atomic
 from models.evaluation.predict import METHODS, image_rows
 from models.grounding import draw_overlay
+from models.images import read_rgb
 from models.objects import ImageObject, objects_from_frame
 from models.spec import ScenarioSpec, format_answer, inverse
 from models.spec.metrics import scenario_scores
@@ -103,14 +104,14 @@ def _summary(spec: ScenarioSpec, frame: pd.DataFrame, model: str, method: str) -
 
 def _examples(frame: pd.DataFrame, max_width: int) -> list[dict[str, str]]:
     pairs = frame[["example_image_id", "example_image_path"]].drop_duplicates().sort_values("example_image_id")
-    return [{"image_id": i, "uri": image_uri(_read_rgb(p), max_width)} for i, p in pairs.itertuples(index=False)]
+    return [{"image_id": i, "uri": image_uri(read_rgb(p), max_width)} for i, p in pairs.itertuples(index=False)]
 
 
 def _image_section(spec: ScenarioSpec, rows: pd.DataFrame, runs: list[tuple[str, str]],
                    objects: list[ImageObject], max_width: int) -> dict[str, Any]:
     first = rows.iloc[0]
     true_labels = sorted(first["true_labels"])
-    picture = _read_rgb(first["image_path"])
+    picture = read_rgb(first["image_path"])
     try:
         picture = draw_overlay(picture, objects)
     except ValueError:  # masks of another size than the file: boxes are still meaningful
@@ -156,13 +157,6 @@ def _answer_cell(sub, row: pd.Series, reference: Any) -> dict[str, Any]:
 def _text(value: Any) -> str | None:
     """A text cell, ``None`` for a missing one (pandas stores missing strings as NaN)."""
     return None if pd.isna(value) else str(value)
-
-
-def _read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def image_uri(image_rgb: np.ndarray, max_width: int, quality: int = 85) -> str:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from models.atomic import write_text_atomic
 from models.grounding.base import GroundingBackend, ObjectQuery, check_queries
+from models.images import read_rgb
 from models.objects import OBJECT_COLUMNS, ImageObject, objects_to_frame
 
 logger = logging.getLogger(__name__)
@@ -52,16 +51,6 @@ class GroundingRun:
     def failures(self) -> pd.DataFrame:
         """The images that could not be grounded, with their path and error."""
         return self.images[self.images["status"] == "failed"]
-
-
-def read_image(path: Path, data: bytes) -> np.ndarray:
-    """Decode image bytes to H×W×3 RGB uint8 (grey, alpha and 16-bit files are converted)."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(
-            f"{path} is not a readable image (OpenCV cannot decode it): replace or remove the file"
-        )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def cache_folder(cache_dir: Path, backend: GroundingBackend, queries: Sequence[ObjectQuery]) -> Path:
@@ -105,7 +94,7 @@ def _ground_one(
         entry = _load_entry(entry_path)
         if entry is not None:
             return "cached", int(entry["width"]), int(entry["height"]), entry["objects"]
-    image = read_image(path, data)
+    image = read_rgb(path, data)
     height, width = image.shape[:2]
     objects = backend.ground(image, queries)
     if entry_path is not None:

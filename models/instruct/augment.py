@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from models.atomic import write_bytes_atomic
+from models.images import read_rgb
 from models.instruct import cutpaste
 from models.objects import ImageObject, object_from_mask
 from models.spec import ScenarioSpec, aggregate, inverse, measure
@@ -374,14 +375,6 @@ def _count(rejected: Counter[str] | None, kind: str, reason: str) -> None:
 
 
 # --- a whole split -------------------------------------------------------------------------------
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as H×W×3 RGB uint8 (clear error when unreadable)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def write_png(path: Path, image_rgb: np.ndarray) -> None:

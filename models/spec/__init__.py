@@ -15,7 +15,10 @@ from models.spec.invariants import missing_invariants, paraphrase_invariants
 from models.spec.inverse import InverseResult, contradictions, inverse, measure
 from models.spec.loader import (
     SHIPPED_SCENARIOS,
+    ScenarioCatalog,
+    SkippedSpec,
     get_spec,
+    load_catalog,
     load_spec,
     load_specs,
     shipped_specs,
@@ -34,7 +37,9 @@ __all__ = [
     "InverseResult",
     "ObjectSpec",
     "ParsedAnswer",
+    "ScenarioCatalog",
     "ScenarioSpec",
+    "SkippedSpec",
     "SpecError",
     "SubquerySpec",
     "UnparseableAnswerError",
@@ -45,6 +50,7 @@ __all__ = [
     "format_answer",
     "get_spec",
     "inverse",
+    "load_catalog",
     "load_spec",
     "load_specs",
     "measure",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from models.spec.expressions import ExpressionLimitError
 from models.spec.functions import RULE_FUNCTIONS
 from models.spec.parsing import ParsedAnswer, format_answer
 from models.spec.schema import NORMAL, CompiledRule, ScenarioSpec
@@ -167,6 +168,10 @@ def _holds(spec: ScenarioSpec, rule: CompiledRule, env: dict[str, Any]) -> bool:
     where = f"{spec.scenario} rules[{rule.index}] ({rule.label})"
     try:
         result = rule.expression.evaluate(env, RULE_FUNCTIONS)
+    except ExpressionLimitError as exc:
+        raise ExpressionLimitError(
+            f"{where}: {rule.expression.source!r}: {exc} (see 'Limits' in docs/scenario_specs.md)"
+        ) from None
     except Exception as exc:
         raise ValueError(
             f"{where}: evaluating {rule.expression.source!r} raised {type(exc).__name__}: {exc}"

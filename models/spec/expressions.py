@@ -8,6 +8,14 @@ indexing and slicing, ``x if c else y``, list/tuple literals, calls of allowed f
 arguments allowed, ``*``/``**`` not), and list/generator comprehensions. Attribute access, ``**``,
 lambdas, assignments and everything else are rejected, so no name outside the allow-list (and no
 dunder) can ever be reached; evaluation runs with empty ``__builtins__``.
+
+What an evaluation may *build* is bounded too, because ``[0] * 2000000000`` is a valid expression
+that would take 16 GB: the compiled code calls :class:`_Guard` for ``+``, ``-``, ``*`` and ``%``,
+slices, every comprehension step and every function call. A sequence made by ``*`` or ``+`` may
+hold at most :data:`MAX_SEQUENCE_ITEMS` items (checked before it is made), an integer must stay
+within :data:`MAX_INT_BITS` bits, and one evaluation may create or visit at most
+:data:`MAX_STEPS` items in all (comprehension steps, copies, the sequences a function reads), so
+nested comprehensions cannot multiply their way around the sequence bound either.
 """
 
 from __future__ import annotations
@@ -60,10 +68,26 @@ _ALLOWED_NODES = (
     ast.comprehension,
 )
 _CONSTANT_TYPES = (bool, int, float, str, type(None))
+_SEQUENCES = (list, tuple, str)
+
+MAX_SEQUENCE_ITEMS = 10_000
+"""Items of one list, tuple or string made by ``*`` or ``+`` (a real rule joins a few rows of cells)."""
+MAX_INT_BITS = 63
+"""Integers an expression makes must fit in a signed 64-bit integer: ``abs(n) < 2**63``."""
+MAX_STEPS = 1_000_000
+"""Items one evaluation may create or visit in all: comprehension steps, copies, function inputs."""
+
+# The names the rewritten code calls; user names cannot start with "_", so they never collide.
+_GUARD_NAMES = {ast.Add: "_guard_add", ast.Sub: "_guard_sub", ast.Mult: "_guard_mul", ast.Mod: "_guard_mod"}
+_GUARD_ITER, _GUARD_SLICE, _GUARD_CALL = "_guard_iter", "_guard_slice", "_guard_call"
 
 
 class ExpressionError(ValueError):
     """An expression that does not parse or uses something outside the language."""
+
+
+class ExpressionLimitError(ExpressionError):
+    """An evaluation that would build more than the language allows; raised before the allocation."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +109,15 @@ class Expression:
         return (_rebuild, (self.source, self.names, self.calls))
 
     def evaluate(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]) -> Any:
-        """The expression's value; variables and functions go into globals so comprehensions see them."""
+        """The expression's value; variables and functions go into globals so comprehensions see them.
+
+        Raises :class:`ExpressionLimitError` when it would build more than the limits allow.
+        """
         scope: dict[str, Any] = {"__builtins__": {}}
         scope.update(functions)
         scope.update(variables)
-        return eval(self.code, scope)
+        scope.update(_Guard().names())
+        return _bounded_int(eval(self.code, scope))
 
 
 def compile_expression(source: str, *, variables: Collection[str], functions: Collection[str]) -> Expression:
@@ -106,7 +134,7 @@ def compile_expression(source: str, *, variables: Collection[str], functions: Co
         source=source.strip(),
         names=frozenset(checker.names),
         calls=tuple(checker.calls),
-        code=compile(tree, "<expression>", "eval"),
+        code=_compile_guarded(tree),
     )
 
 
@@ -115,7 +143,119 @@ _Calls = tuple[tuple[str, tuple[Any, ...]], ...]
 
 def _rebuild(source: str, names: frozenset[str], calls: _Calls) -> Expression:
     """An already validated expression, compiled again (unpickling)."""
-    return Expression(source, names, calls, compile(ast.parse(source, mode="eval"), "<expression>", "eval"))
+    return Expression(source, names, calls, _compile_guarded(ast.parse(source, mode="eval")))
+
+
+def _compile_guarded(tree: ast.Expression) -> CodeType:
+    """Compile a checked tree with every operation that can build or walk a sequence routed through the guard."""
+    guarded = ast.fix_missing_locations(_GuardRewriter().visit(tree))
+    return compile(guarded, "<expression>", "eval")
+
+
+class _GuardRewriter(ast.NodeTransformer):
+    """``a * b`` → ``_guard_mul(a, b)``, ``x[i:j]`` → ``_guard_slice(x, i, j, None)``, ``f(x)`` →
+    ``_guard_call(f, x)``, and each comprehension's iterable → ``_guard_iter(iterable)``."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        name = _GUARD_NAMES.get(type(node.op))
+        return _call(name, [node.left, node.right]) if name else node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.slice, ast.Slice):
+            return node
+        parts = [part or ast.Constant(None) for part in (node.slice.lower, node.slice.upper, node.slice.step)]
+        return _call(_GUARD_SLICE, [node.value, *parts])
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        return ast.Call(func=ast.Name(_GUARD_CALL, ast.Load()), args=[node.func, *node.args], keywords=node.keywords)
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        self.generic_visit(node)
+        node.iter = _call(_GUARD_ITER, [node.iter])
+        return node
+
+
+def _call(name: str, args: list[ast.expr]) -> ast.Call:
+    return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+
+def _bounded_int(value: Any) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ExpressionLimitError(
+            f"makes an integer of {value.bit_length()} bits; the limit is {MAX_INT_BITS} bits (abs(n) < 2**63)"
+        )
+    return value
+
+
+def _sequence_items(size: int, operation: str) -> None:
+    if size > MAX_SEQUENCE_ITEMS:
+        raise ExpressionLimitError(
+            f"'{operation}' would make a sequence of {size:,} items; the limit is {MAX_SEQUENCE_ITEMS:,}"
+        )
+
+
+class _Guard:
+    """The counters of one evaluation and the guarded operations the rewritten code calls."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def names(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "_guard_add": self.add, "_guard_sub": self.sub, "_guard_mul": self.mul, "_guard_mod": self.mod,
+            _GUARD_ITER: self.iterate, _GUARD_SLICE: self.slice, _GUARD_CALL: self.call,
+        }
+
+    def charge(self, items: int) -> None:
+        self.steps += items
+        if self.steps > MAX_STEPS:
+            raise ExpressionLimitError(
+                f"creates or visits more than {MAX_STEPS:,} items in one evaluation (the limit)"
+            )
+
+    def add(self, left: Any, right: Any) -> Any:
+        if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            size = len(left) + len(right)
+            _sequence_items(size, "+")
+            self.charge(size)
+        return _bounded_int(left + right)
+
+    def sub(self, left: Any, right: Any) -> Any:
+        return _bounded_int(left - right)
+
+    def mul(self, left: Any, right: Any) -> Any:
+        for sequence, times in ((left, right), (right, left)):
+            if isinstance(sequence, _SEQUENCES) and isinstance(times, int):
+                size = len(sequence) * max(times, 0)
+                _sequence_items(size, "*")
+                self.charge(size)
+        return _bounded_int(left * right)
+
+    def mod(self, left: Any, right: Any) -> Any:
+        if isinstance(left, str):
+            raise ExpressionLimitError("'%' string formatting is not part of the language")
+        return left % right
+
+    def iterate(self, iterable: Any) -> Any:
+        for item in iterable:
+            self.charge(1)
+            yield item
+
+    def slice(self, value: Any, lower: Any, upper: Any, step: Any) -> Any:
+        result = value[lower:upper:step]
+        self.charge(len(result))
+        return result
+
+    def call(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """A function reads its sequence arguments (charged first) and may return a copy (charged after)."""
+        self.charge(sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, _SEQUENCES)))
+        result = function(*args, **kwargs)
+        if isinstance(result, _SEQUENCES):
+            self.charge(len(result))
+        return _bounded_int(result)
 
 
 def is_valid_identifier(name: str) -> bool:
@@ -137,6 +277,8 @@ class _Checker:
             raise ExpressionError(f"{type(node).__name__} is not allowed ({ast.unparse(node)!r})")
         if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANT_TYPES):
             raise ExpressionError(f"constant {node.value!r} is not allowed")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            _bounded_int(node.value)
         if isinstance(node, ast.Name):
             self._check_name(node.id, bound)
             return

@@ -21,6 +21,14 @@ def excess(values: Iterable[int], normal: int = 1) -> int:
     return sum(max(int(v) - normal, 0) for v in values)
 
 
+def total(values: Iterable[Any], start: int | float = 0) -> int | float:
+    """``sum`` of numbers only: ``sum(lists, [])`` would join lists inside one call, past the size limits
+    that ``+`` checks (``models/spec/expressions.py``)."""
+    if not isinstance(start, int | float):
+        raise TypeError(f"sum() adds numbers; start must be a number, got {type(start).__name__}")
+    return sum(values, start)
+
+
 def deficit(values: Iterable[int], normal: int = 1) -> int:
     """Σ max(normal − n, 0): the objects missing below ``normal`` per cell, added over the cells."""
     return sum(max(normal - int(v), 0) for v in values)
@@ -37,5 +45,5 @@ RULE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "max": max,
     "min": min,
     "sorted": sorted,
-    "sum": sum,
+    "sum": total,
 }

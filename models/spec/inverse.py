@@ -22,7 +22,7 @@ from typing import Any
 
 from models.objects import ImageObject
 from models.spec.aggregate import aggregate
-from models.spec.expressions import Expression
+from models.spec.expressions import Expression, ExpressionLimitError
 from models.spec.measures import NotMeasurable, measure_functions
 from models.spec.parsing import format_answer
 from models.spec.schema import NORMAL, ScenarioSpec
@@ -110,11 +110,17 @@ def measure_all(spec: ScenarioSpec, objects: Sequence[ImageObject]) -> tuple[dic
 
 def _measure_one(spec: ScenarioSpec, sid: str, expression: Expression, functions: dict[str, Any]) -> Any:
     """One measure's value; an expression that fails on these objects (``max`` of nothing) is
-    recorded as not measurable with its error, so one odd image does not stop a whole data set."""
+    recorded as not measurable with its error, so one odd image does not stop a whole data set.
+    A measure over the expression limits is a mistake of the spec, not of the image: it stops."""
     try:
         value = expression.evaluate({}, functions)
     except NotMeasurable:
         raise
+    except ExpressionLimitError as exc:
+        raise ExpressionLimitError(
+            f"{spec.scenario} subqueries ({sid}).measure {expression.source!r}: {exc} "
+            "(see 'Limits' in docs/scenario_specs.md)"
+        ) from None
     except Exception as exc:
         raise NotMeasurable(f"{expression.source!r} raised {type(exc).__name__}: {exc}") from exc
     if value is None:

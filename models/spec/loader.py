@@ -10,10 +10,20 @@ guarantees that every class is reachable and no two classes are indistinguishabl
 User specs may not reuse a shipped scenario name unless they say ``overrides: true`` (then they
 replace the shipped spec); ``overrides: true`` on a name that is not shipped is an error, since it
 is most likely a misspelt name. Two user files may not define the same scenario.
+
+A broken user file breaks only its own scenario: :func:`load_catalog` loads every other spec and
+lists the broken file as a :class:`SkippedSpec` (:func:`load_specs` and :func:`get_spec` log it as a
+warning naming the file and each field), so one typo in ``LOGICLS_SCENARIO_DIR`` does not take the
+shipped scenarios down with it.
+A broken file that overrides a shipped scenario withdraws that scenario too, rather than running
+it silently with rules the user meant to replace. Asking for a skipped scenario by name
+(:func:`get_spec`) raises its :class:`SpecError`.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +34,8 @@ from pydantic import ValidationError
 from models.spec.aggregate import aggregate
 from models.spec.inverse import label_answers
 from models.spec.schema import ScenarioSpec, SpecError, SpecProblems
+
+logger = logging.getLogger(__name__)
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SHIPPED_SCENARIOS = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
@@ -50,14 +62,19 @@ def spec_from_dict(data: Any, source: str = "<dict>") -> ScenarioSpec:
 
 def load_spec(path: str | Path) -> ScenarioSpec:
     """Read and validate one YAML spec file."""
-    path = Path(path)
+    return spec_from_dict(_read_yaml(Path(path)), str(path))
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(str(path), [("(file)", f"cannot be read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+        raise SpecError(str(path), [("(file)", f"not UTF-8 text ({where}): save the file as UTF-8")]) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [("(file)", f"not valid YAML: {exc}")]) from None
-    return spec_from_dict(data, str(path))
 
 
 @lru_cache(maxsize=1)
@@ -76,53 +93,105 @@ def shipped_specs() -> dict[str, ScenarioSpec]:
     return dict(_shipped())
 
 
-def load_specs(user_dir: str | Path | None = None) -> dict[str, ScenarioSpec]:
-    """The shipped specs plus every ``*.yaml`` / ``*.yml`` in ``user_dir`` (e.g. ``LOGICLS_SCENARIO_DIR``)."""
+@dataclass(frozen=True)
+class SkippedSpec:
+    """A user spec file that cannot be used: its scenario is left out, every other one loads."""
+
+    path: str
+    scenario: str
+    """The name the file declares (``scenario:``), else the file name without ``.yaml``."""
+    error: SpecError
+
+
+@dataclass(frozen=True)
+class ScenarioCatalog:
+    """The usable specs (shipped and user) and the user files that were skipped."""
+
+    specs: dict[str, ScenarioSpec]
+    skipped: tuple[SkippedSpec, ...] = ()
+
+    def warn(self, unless: str | None = None) -> None:
+        """One warning line per skipped file (file, scenario, every field), except for scenario ``unless``,
+        whose error the caller raises instead."""
+        for skipped in self.skipped:
+            if skipped.scenario != unless:
+                logger.warning("scenario %r skipped: %s", skipped.scenario, skipped.error.summary)
+
+
+def load_catalog(user_dir: str | Path | None = None) -> ScenarioCatalog:
+    """The shipped specs plus every ``*.yaml`` / ``*.yml`` in ``user_dir`` (e.g. ``LOGICLS_SCENARIO_DIR``).
+
+    A user file that fails is skipped (see the module docstring; :meth:`ScenarioCatalog.warn` logs
+    them); a missing directory is an error, since then no user scenario at all would load.
+    """
     specs = shipped_specs()
     if user_dir is None or str(user_dir) == "":
-        return specs
+        return ScenarioCatalog(specs)
     directory = Path(user_dir)
     if not directory.is_dir():
         raise SpecError(
             str(directory), [("(directory)", "the scenario directory does not exist or is not a directory")]
         )
     origin: dict[str, Path] = {}
+    skipped: list[SkippedSpec] = []
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        spec = load_spec(path)
-        name = spec.scenario
-        if name in origin:
-            raise SpecError(str(path), [("scenario", f"{name!r} is already defined by {origin[name]}")])
-        if name in SHIPPED_SCENARIOS and not spec.overrides:
-            raise SpecError(
-                str(path),
-                [
-                    (
-                        "scenario",
-                        f"{name!r} is a shipped scenario; choose another name or set 'overrides: true'",
-                    )
-                ],
-            )
-        if spec.overrides and name not in SHIPPED_SCENARIOS:
-            raise SpecError(
-                str(path),
-                [
-                    (
-                        "overrides",
-                        f"there is no shipped scenario {name!r} to override; shipped: {SHIPPED_SCENARIOS}",
-                    )
-                ],
-            )
-        origin[name] = path
-        specs[name] = spec
-    return specs
+        data: Any = None
+        try:
+            data = _read_yaml(path)
+            spec = spec_from_dict(data, str(path))
+            _check_user_name(spec, path, origin)
+        except SpecError as error:
+            skipped.append(_skip(path, data, error, specs, origin))
+            continue
+        origin[spec.scenario] = path
+        specs[spec.scenario] = spec
+    return ScenarioCatalog(specs, tuple(skipped))
+
+
+def _check_user_name(spec: ScenarioSpec, path: Path, origin: dict[str, Path]) -> None:
+    name = spec.scenario
+    if name in origin:
+        raise SpecError(str(path), [("scenario", f"{name!r} is already defined by {origin[name]}")])
+    if name in SHIPPED_SCENARIOS and not spec.overrides:
+        raise SpecError(
+            str(path), [("scenario", f"{name!r} is a shipped scenario; choose another name or set 'overrides: true'")]
+        )
+    if spec.overrides and name not in SHIPPED_SCENARIOS:
+        raise SpecError(
+            str(path),
+            [("overrides", f"there is no shipped scenario {name!r} to override; shipped: {SHIPPED_SCENARIOS}")],
+        )
+
+
+def _skip(
+    path: Path, data: Any, error: SpecError, specs: dict[str, ScenarioSpec], origin: dict[str, Path]
+) -> SkippedSpec:
+    """Record a broken file; one that overrides a shipped scenario withdraws that scenario as well."""
+    fields = data if isinstance(data, dict) else {}
+    declared = fields.get("scenario")
+    scenario = declared if isinstance(declared, str) and declared else path.stem
+    if fields.get("overrides") is True and scenario in SHIPPED_SCENARIOS and scenario not in origin:
+        specs.pop(scenario, None)
+    return SkippedSpec(str(path), scenario, error)
+
+
+def load_specs(user_dir: str | Path | None = None) -> dict[str, ScenarioSpec]:
+    """The usable specs of :func:`load_catalog` (broken user files are logged and left out)."""
+    catalog = load_catalog(user_dir)
+    catalog.warn()
+    return catalog.specs
 
 
 def get_spec(scenario: str, user_dir: str | Path | None = None) -> ScenarioSpec:
-    """One scenario's spec, with a clear error for an unknown name."""
-    specs = load_specs(user_dir)
-    if scenario not in specs:
-        raise KeyError(f"unknown scenario {scenario!r}; known: {sorted(specs)}")
-    return specs[scenario]
+    """One scenario's spec: its :class:`SpecError` when its file was skipped, a clear error for an unknown name."""
+    catalog = load_catalog(user_dir)
+    catalog.warn(unless=scenario)
+    if scenario in catalog.specs:
+        return catalog.specs[scenario]
+    for skipped in catalog.skipped:
+        if skipped.scenario == scenario:
+            raise skipped.error
+    raise KeyError(f"unknown scenario {scenario!r}; known: {sorted(catalog.specs)}")
 
 
 def round_trip_problems(spec: ScenarioSpec) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from models.objects import ImageObject
+from models.spec.expressions import MAX_SEQUENCE_ITEMS, ExpressionLimitError
 from models.spec.functions import RULE_FUNCTIONS
 
 
@@ -72,6 +73,10 @@ def grid(objects: Sequence[ImageObject], label: str, container: str, rows: int, 
     (a box found a little too small) count in the nearest cell. With several container objects
     the largest one is the container.
     """
+    if rows * cols > MAX_SEQUENCE_ITEMS:
+        raise ExpressionLimitError(
+            f"grid() of {rows} x {cols} cells would hold {rows * cols:,} cells; the limit is {MAX_SEQUENCE_ITEMS:,}"
+        )
     containers = _select(objects, container, {})
     if not containers:
         raise NotMeasurable(f"no {container!r} object to divide into cells")

@@ -38,6 +38,12 @@ class SpecError(ValueError):
         lines = "\n".join(f"  - {field}: {message}" for field, message in self.problems)
         super().__init__(f"{self.source}: invalid scenario spec\n{lines}")
 
+    @property
+    def summary(self) -> str:
+        """The file and every (field: problem) on one line, for a log line or a command's error."""
+        problems = "; ".join(f"{field}: {message}" for field, message in self.problems)
+        return " ".join(f"{self.source}: invalid scenario spec: {problems}".split())
+
 
 class SpecProblems(Exception):
     """Raised inside validation so that pydantic passes it through; the loader adds the file name."""

@@ -61,11 +61,27 @@ class PromptRequest:
     test_image: Any
 
 
+MAX_ASPECT_RATIO = 200
+"""The Qwen2-VL image processor refuses images longer than 200 times their width (or the reverse)."""
+
+
+def image_shape_problem(width: int, height: int) -> str | None:
+    """Why the processor would refuse a ``width`` × ``height`` image, or None when it takes it."""
+    ratio = max(width, height) / max(min(width, height), 1)
+    if ratio > MAX_ASPECT_RATIO:
+        return (f"is {width}x{height} pixels, an aspect ratio of {ratio:.0f}:1; Qwen2.5-VL's image processor "
+                f"takes at most {MAX_ASPECT_RATIO}:1: crop or pad it")
+    return None
+
+
 def load_image(image: Any) -> Image.Image:
-    """A PIL RGB image from a PIL image or a path."""
+    """A PIL RGB image from a PIL image or a path (one the processor would refuse is a ValueError naming it)."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     with Image.open(Path(image)) as opened:
+        problem = image_shape_problem(*opened.size)
+        if problem:
+            raise ValueError(f"image {image} {problem}")
         return opened.convert("RGB")
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,32 @@ def check_checkpoint_dir(path: str | Path) -> Path:
             f"{directory} holds a {model_type!r} model; expected a Qwen2.5-VL / Qwen2-VL checkpoint "
             f"(config.json model_type in {SUPPORTED_MODEL_TYPES})"
         )
+    return directory
+
+
+ADAPTER_FIX = "train it again (materialize vlm_adapter) or point at another adapter directory"
+
+
+def check_adapter_dir(path: str | Path) -> Path:
+    """A PEFT adapter directory whose config is a JSON object and whose weights are a readable safetensors
+    file (only safetensors: a pickled ``adapter_model.bin`` is never loaded); errors name the file."""
+    directory = Path(path)
+    config_file, weights = directory / "adapter_config.json", directory / "adapter_model.safetensors"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory} holds no LoRA adapter (adapter_config.json missing)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{config_file} is not valid JSON ({exc}): {ADAPTER_FIX}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file} must hold a JSON object, not {type(config).__name__}: {ADAPTER_FIX}")
+    if not weights.is_file():
+        raise FileNotFoundError(f"{directory} has no adapter_model.safetensors: {ADAPTER_FIX}")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except SafetensorError as exc:
+        raise ValueError(f"{weights} is not a valid safetensors file ({exc}): {ADAPTER_FIX}") from None
     return directory
 
 
@@ -160,11 +187,18 @@ class VisionLanguageModel:
         return self.model
 
     def load_adapter(self, adapter_dir: str | Path, *, trainable: bool = False) -> PeftModel:
-        """Attach a saved LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
-        directory = Path(adapter_dir)
-        if not (directory / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{directory} holds no LoRA adapter (adapter_config.json missing)")
-        self.model = PeftModel.from_pretrained(self.model, directory, is_trainable=trainable)
+        """Attach a saved LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``).
+
+        A damaged or foreign adapter is a ``ValueError`` naming the file, not a library traceback.
+        """
+        directory = check_adapter_dir(adapter_dir)
+        try:
+            self.model = PeftModel.from_pretrained(self.model, directory, is_trainable=trainable)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"the LoRA adapter in {directory} does not load onto {self.path} ({first}): {ADAPTER_FIX}"
+            ) from exc
         if not trainable:
             self.model.eval()
         logger.info("loaded adapter %s", directory)

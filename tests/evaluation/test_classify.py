@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from assets.paths import adapter_dir
 from models.spec import get_spec
 from pipelines.classify import EXIT_BAD_INPUT, main
 from resources.parquet_io import write_parquet_atomic
+from tests.cli_helpers import assert_one_line_error, read_only, run_cli
 from tests.evaluation.helpers import cot_table, split_frame
+from tests.loco_tree import png_header_only
 
 SPEC = get_spec("pushpins")
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +101,62 @@ def test_command_line_entry_point_has_no_traceback(tmp_path) -> None:
     assert done.returncode == EXIT_BAD_INPUT and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].startswith("classify: error: cannot read image")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("case", "fragments"), [
+    ("bomb", ["bomb.png is too large to decode safely", "exceeds limit", "downscale it"]),
+    ("aspect_ratio", ["thin.png is 3x4000 pixels", "at most 200:1: crop or pad it"]),
+    ("batch_size_0", ["argument --batch-size: must be at least 1, got 0 (see --help)"]),
+    ("garbage_weights", ["adapter_model.safetensors is not a valid safetensors file", "train it again"]),
+    ("garbage_config", ["adapter_config.json is not valid JSON", "train it again"]),
+    ("spec_not_utf8", ["latin.yaml: invalid scenario spec: (file): not UTF-8 text", "save the file as UTF-8"]),
+    ("broken_spec", ["cap_tray.yaml: invalid scenario spec: subqueries[0] (red_caps).answer_type"]),
+])
+def test_every_bad_input_of_the_command_is_one_line_and_exit_2(case, fragments, storage, pushpins_root,
+                                                               tmp_path) -> None:
+    image, extra, env = Path(_images(pushpins_root)[0]), [], {}
+    adapter = tmp_path / "adapter"
+    shutil.copytree(adapter_dir(storage, "pushpins"), adapter)
+    scenario = "pushpins"
+    if case == "bomb":
+        image = png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    elif case == "aspect_ratio":
+        image = tmp_path / "thin.png"
+        Image.new("RGB", (3, 4000)).save(image)
+    elif case == "batch_size_0":
+        extra = ["--batch-size", "0"]
+    elif case == "garbage_weights":
+        (adapter / "adapter_model.safetensors").write_bytes(b"\x00garbage" * 100)
+    elif case == "garbage_config":
+        (adapter / "adapter_config.json").write_text("{not json")
+    else:
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        tray = (REPO / "tests/spec/data/tray.yaml").read_bytes()
+        if case == "spec_not_utf8":
+            scenario = "latin"
+            (specs / "latin.yaml").write_bytes(tray.replace(b"A black tray", "A n\u00e8gre tray".encode("latin-1")))
+        else:
+            scenario = "cap_tray"
+            (specs / "cap_tray.yaml").write_bytes(tray.replace(b"answer_type: integer", b"answer_type: number", 1))
+        env = {"LOGICLS_SCENARIO_DIR": str(specs)}
+    done = run_cli("pipelines.classify", image, "--scenario", scenario, "--adapter", adapter, *extra, env=env)
+    assert_one_line_error(done, "classify", *fragments)
+
+
+def test_read_only_storage_serves_a_built_model(storage, pushpins_root, capsys) -> None:
+    """Nothing to build, so nothing is written: no lock either."""
+    image = _images(pushpins_root)[0]
+    assert main([image, "--scenario", "pushpins", "--max-new-tokens", "4"]) == 0  # builds the tiny model
+    capsys.readouterr()
+    with read_only(storage):
+        done = run_cli("pipelines.classify", image, "--scenario", "pushpins", "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.splitlines()[0])["image"] == image
+
+
+def test_read_only_storage_without_the_model_is_one_line(storage, pushpins_root) -> None:
+    with read_only(storage):
+        done = run_cli("pipelines.classify", _images(pushpins_root)[0], "--scenario", "pushpins")
+    assert_one_line_error(done, "classify", f"{storage / 'models'}: Permission denied",
+                          "point LOGICLS_STORAGE at a writable folder")

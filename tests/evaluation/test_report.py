@@ -15,6 +15,7 @@ from models.objects import object_from_mask, objects_to_frame
 from models.spec import get_spec
 from pipelines.report import EXIT_BAD_INPUT, main
 from resources.parquet_io import write_parquet_atomic
+from tests.cli_helpers import REPO, assert_one_line_error, read_only, run_cli
 from tests.evaluation.helpers import ScriptedModel, cot_table, split_frame
 
 SPEC = get_spec("pushpins")
@@ -102,3 +103,43 @@ def test_command_line_writes_scenario_and_image_pages(tables, tmp_path, monkeypa
     assert main(["juice_bottle"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no predictions for images" in err[0] and "materialize lac_predictions" in err[1]
+
+
+@pytest.fixture
+def report_storage(tables, tmp_path) -> Path:
+    predictions, grounding = tables
+    storage = tmp_path / "storage"
+    write_parquet_atomic(predictions, storage / "lac_predictions" / "pushpins.parquet")
+    write_parquet_atomic(grounding, storage / "grounding" / "pushpins.parquet")
+    return storage
+
+
+def test_read_only_storage_is_one_line_and_out_is_the_way_around(report_storage, tmp_path) -> None:
+    env = {"LOGICLS_STORAGE": str(report_storage)}
+    with read_only(report_storage):
+        done = run_cli("pipelines.report", "pushpins", env=env)
+        assert_one_line_error(done, "report", f"{report_storage / 'reports'}: Permission denied",
+                              "pass --out with a writable path")
+        done = run_cli("pipelines.report", "pushpins", "--out", tmp_path / "page.html", env=env)
+    assert done.returncode == 0 and done.stdout.strip() == str(tmp_path / "page.html"), done.stderr[-3000:]
+
+
+def test_out_naming_a_directory_is_one_line(report_storage, tmp_path) -> None:
+    done = run_cli("pipelines.report", "pushpins", "--out", tmp_path, env={"LOGICLS_STORAGE": str(report_storage)})
+    assert_one_line_error(done, "report", f"--out {tmp_path} is a directory: give the HTML file to write",
+                          f"--out {tmp_path / 'pushpins.html'}")
+
+
+def test_a_broken_user_spec_is_a_warning_for_the_others_and_an_error_for_itself(report_storage, tmp_path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    tray = (REPO / "tests/spec/data/tray.yaml").read_text()
+    (specs / "cap_tray.yaml").write_text(tray.replace("answer_type: integer", "answer_type: number", 1))
+    env = {"LOGICLS_STORAGE": str(report_storage), "LOGICLS_SCENARIO_DIR": str(specs)}
+    done = run_cli("pipelines.report", "pushpins", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [warning] = done.stderr.strip().splitlines()
+    assert warning.startswith("report: WARNING models.spec.loader: scenario 'cap_tray' skipped: ")
+    assert f"{specs / 'cap_tray.yaml'}: invalid scenario spec: subqueries[0] (red_caps).answer_type" in warning
+    assert_one_line_error(run_cli("pipelines.report", "cap_tray", env=env), "report",
+                          "cap_tray.yaml: invalid scenario spec: subqueries[0] (red_caps).answer_type")

@@ -70,7 +70,8 @@ def test_a_failing_image_does_not_stop_the_others(
     run = ground_images(fake_backend, items, QUERIES, cache_dir=tmp_path / "c", progress=False)
     assert list(run.images["status"]) == ["grounded", "failed", "failed", "failed", "grounded"]
     failures = run.failures.set_index("image_id")
-    assert "not a readable image" in failures.loc["x/y/broken", "error"]
+    assert "UnreadableImageError: image " in failures.loc["x/y/broken", "error"]
+    assert "exists but does not decode" in failures.loc["x/y/broken", "error"]
     assert "FileNotFoundError" in failures.loc["x/y/missing", "error"]
     assert "model error" in failures.loc["x/y/black", "error"]
     assert str(broken) in caplog.text and str(black) in caplog.text

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from models.loco import LocoFormatError, read_defects_config, scan_category
-from tests.loco_tree import TreeSpec, build_tree
+from tests.loco_tree import TreeSpec, build_tree, png_header_only, truncate
 
 
 @pytest.fixture
@@ -67,12 +67,52 @@ def test_mask_size_differs_from_image(root) -> None:
         scan_category(root, "pushpins")
 
 
-@pytest.mark.parametrize("which", ["image", "mask"])
-def test_unreadable_png(root, which: str) -> None:
-    target = ("test/logical_anomalies/003.png" if which == "image"
-              else "ground_truth/logical_anomalies/003/000.png")
-    (root / "pushpins" / target).write_bytes(b"not a png at all")
-    with pytest.raises(LocoFormatError, match=rf"Unreadable {which} .*{target.replace('.', r'[.]')}"):
+IMAGE_003 = "test/logical_anomalies/003.png"
+TARGETS = {"image": IMAGE_003, "mask": "ground_truth/logical_anomalies/003/000.png", "good": "train/good/001.png"}
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bomb"])
+@pytest.mark.parametrize("which", ["image", "mask", "good"])
+def test_a_file_that_does_not_decode_is_left_out_with_reason_and_fix(root, which: str, damage: str) -> None:
+    target = root / "pushpins" / TARGETS[which]
+    if damage == "garbage":
+        target.write_bytes(b"not a png at all")
+    elif damage == "truncated":
+        truncate(target)
+    else:
+        png_header_only(target, 20000, 20000)
+    category = scan_category(root, "pushpins")
+    [excluded] = category.excluded
+    image = target if which != "mask" else root / "pushpins" / IMAGE_003
+    assert excluded.image_path == image and excluded.unreadable_file == target
+    assert str(target) in excluded.reason
+    if damage == "bomb":
+        assert "is too large to decode safely" in excluded.reason and "downscale it" in excluded.reason
+    else:
+        assert "does not decode" in excluded.reason and "restore it from the archive" in excluded.reason
+    assert (f"its image {image} is left out" if which == "mask" else "it is left out") in excluded.reason
+    assert image not in {im.image_path for im in category.images}
+    assert len(category.images) == 3 + 2 + 5 - 1
+
+
+def test_a_16_bit_mask_says_masks_must_be_8_bit(root) -> None:
+    mask = root / "pushpins/ground_truth/logical_anomalies/002/000.png"
+    Image.fromarray(np.asarray(Image.open(mask)).astype(np.uint16) << 8).save(mask)
+    assert Image.open(mask).mode.startswith("I")
+    with pytest.raises(LocoFormatError, match=rf"Mask {mask} is a 16-bit PNG \(mode I;16\): masks must be 8-bit"):
+        scan_category(root, "pushpins")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("saturation_threshold", "high", "saturation_threshold must be a number, got 'high'"),
+    ("relative_saturation", "yes", "relative_saturation must be true or false, got 'yes'"),
+])
+def test_defects_config_values_name_the_file_and_entry(root, field: str, value: str, message: str) -> None:
+    path = root / "pushpins/defects_config.json"
+    config = json.loads(path.read_text())
+    config[1][field] = value
+    path.write_text(json.dumps(config))
+    with pytest.raises(LocoFormatError, match=rf"{path}, entry 1 \(b\): {message}"):
         scan_category(root, "pushpins")
 
 

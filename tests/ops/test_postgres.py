@@ -154,7 +154,8 @@ def test_a_run_against_postgres_and_its_events_read_back(postgres_server, tmp_pa
         checks = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
         evaluations = {r.event_log_entry.dagster_event.event_specific_data.check_name:
                        r.event_log_entry.dagster_event.event_specific_data.passed for r in checks}
-        assert set(evaluations) == {"no_split_leakage", "classes_in_both_splits", "split_counts", "excluded_images"}
+        assert set(evaluations) == {"no_split_leakage", "classes_in_both_splits", "split_counts",
+                                    "excluded_images", "scenario_specs"}
         assert evaluations["no_split_leakage"] and evaluations["split_counts"]
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 2
 

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import copy
+import logging
+import re
 import shutil
 
 import pytest
 import yaml
 
-from models.spec import SHIPPED_SCENARIOS, SpecError, load_spec, load_specs, spec_from_dict
+from models.spec import (
+    SHIPPED_SCENARIOS,
+    SkippedSpec,
+    SpecError,
+    get_spec,
+    load_catalog,
+    load_spec,
+    load_specs,
+    spec_from_dict,
+)
 from models.spec.expressions import ExpressionError, compile_expression
 from models.spec.loader import SPEC_DIR
 from tests.spec.helpers import DATA
@@ -201,28 +212,70 @@ def test_user_directory(tmp_path):
     assert load_specs(None).keys() == set(SHIPPED_SCENARIOS)
 
 
+def _only_skipped(directory) -> SkippedSpec:
+    catalog = load_catalog(directory)
+    assert len(catalog.skipped) == 1, catalog.skipped
+    return catalog.skipped[0]
+
+
 def test_user_directory_errors(tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_specs(tmp_path / "nowhere")
     shutil.copy(DATA / "tray.yaml", tmp_path / "a.yaml")
     shutil.copy(DATA / "tray.yaml", tmp_path / "b.yaml")
-    with pytest.raises(SpecError, match=r"(?s)b.yaml: .*'cap_tray' is already defined by .*a.yaml"):
-        load_specs(tmp_path)
+    skipped = _only_skipped(tmp_path)
+    assert skipped.path.endswith("b.yaml") and skipped.scenario == "cap_tray"
+    assert re.search(r"b.yaml: .*'cap_tray' is already defined by .*a.yaml", skipped.error.summary)
+    assert "cap_tray" in load_specs(tmp_path)  # from a.yaml
 
 
 def test_a_user_spec_may_replace_a_shipped_one_only_explicitly(tmp_path):
     shipped = yaml.safe_load((SPEC_DIR / "pushpins.yaml").read_text())
     (tmp_path / "pins.yaml").write_text(yaml.safe_dump(shipped))
-    with pytest.raises(SpecError, match=r"'pushpins' is a shipped scenario; .*'overrides: true'"):
-        load_specs(tmp_path)
+    assert re.search(r"'pushpins' is a shipped scenario; .*'overrides: true'", _only_skipped(tmp_path).error.summary)
+    assert load_specs(tmp_path)["pushpins"] == load_specs(None)["pushpins"]  # the shipped one stays
     shipped["overrides"] = True
     shipped["description"] = "our own pushpin boxes"
     (tmp_path / "pins.yaml").write_text(yaml.safe_dump(shipped))
     assert load_specs(tmp_path)["pushpins"].description == "our own pushpin boxes"
     tray = dict(TRAY, overrides=True)
     (tmp_path / "pins.yaml").write_text(yaml.safe_dump(tray))
-    with pytest.raises(SpecError, match="overrides: there is no shipped scenario 'cap_tray' to override"):
-        load_specs(tmp_path)
+    assert "overrides: there is no shipped scenario 'cap_tray' to override" in _only_skipped(tmp_path).error.summary
+
+
+def test_a_broken_user_spec_skips_only_its_own_scenario(tmp_path, caplog):
+    shutil.copy(DATA / "tray.yaml", tmp_path / "good.yaml")
+    broken = (DATA / "tray.yaml").read_text().replace("cap_tray", "bad_tray").replace(
+        "answer_type: integer", "answer_type: number", 1)
+    (tmp_path / "bad.yaml").write_text(broken)
+    with caplog.at_level(logging.WARNING, logger="models.spec.loader"):
+        specs = load_specs(tmp_path)
+    assert list(specs) == [*SHIPPED_SCENARIOS, "cap_tray"]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "scenario 'bad_tray' skipped" in line and "bad.yaml: invalid scenario spec" in line
+    assert "subqueries[0] (red_caps).answer_type" in line and "\n" not in line
+    with pytest.raises(SpecError, match=r"bad.yaml: invalid scenario spec\n  - subqueries\[0\] \(red_caps\)"):
+        get_spec("bad_tray", tmp_path)
+    with pytest.raises(KeyError, match="unknown scenario 'nothing'"):
+        get_spec("nothing", tmp_path)
+
+
+def test_a_broken_override_withdraws_the_shipped_scenario(tmp_path):
+    shipped = yaml.safe_load((SPEC_DIR / "pushpins.yaml").read_text())
+    shipped.update(overrides=True, rules=[])
+    (tmp_path / "pins.yaml").write_text(yaml.safe_dump(shipped))
+    assert "pushpins" not in load_specs(tmp_path)
+    with pytest.raises(SpecError, match=r"pins\.yaml: invalid scenario spec"):
+        get_spec("pushpins", tmp_path)
+
+
+def test_a_spec_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes((DATA / "tray.yaml").read_bytes().replace(b"A black tray", "A n\u00e8gre tray".encode("latin-1")))
+    with pytest.raises(SpecError, match=r"latin.yaml: invalid scenario spec\n  - \(file\): not UTF-8 text "
+                                        r"\(byte 0xe8 at offset \d+\): save the file as UTF-8"):
+        load_spec(path)
+    assert _only_skipped(tmp_path).scenario == "latin"
 
 
 @pytest.mark.parametrize(

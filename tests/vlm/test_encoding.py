@@ -117,3 +117,14 @@ def test_max_length_cuts_the_target_never_the_image_tokens(vlm, samples):
     assert isinstance(cut, EncodedExample) and cut.target_ids.numel() == 3
     with pytest.raises(ValueError, match="lower max_pixels"):
         PromptEncoder(vlm.processor, max_length=prompt_len - 1).encode_example(request, row["target"])
+
+
+def test_an_image_the_processor_would_refuse_is_named(tmp_path):
+    from PIL import Image
+
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", (3, 4000)).save(thin)
+    with pytest.raises(ValueError, match=r"image .*thin\.png is 3x4000 pixels, an aspect ratio of 1333:1; .*200:1"):
+        load_image(thin)
+    Image.new("RGB", (20, 4000)).save(thin)
+    assert load_image(thin).size == (20, 4000)
