@@ -16,8 +16,9 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance
 
+from pipelines.abandoned_runs import RunProcess, close_abandoned_runs
 from pipelines.definitions import defs
 
 logger = logging.getLogger("logicls.demo")
@@ -43,39 +44,12 @@ def _summary_lines(result, scenario: str) -> list[str]:
     return [f"[{scenario}]", *lines]
 
 
-DEMO_PID_TAG = "logicls/demo_pid"
-
-
-def close_abandoned_runs(instance: DagsterInstance) -> int:
-    """Mark runs of an earlier demo that was killed (its process is gone) as failed and free their pool slots,
-    which would otherwise keep the `gpu` pool full and block every later run."""
-    closed = 0
-    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])):
-        pid = run.tags.get(DEMO_PID_TAG)
-        if pid is None or _alive(int(pid)):
-            continue
-        instance.report_run_failed(run, message=f"the demo process {pid} that ran it is gone")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        closed += 1
-    return closed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_partition(job_name: str, scenario: str) -> tuple[bool, list[str]]:
     """One scenario's run of ``job_name`` (in a worker process); its summary lines."""
     t0 = time.perf_counter()
     result = defs.resolve_job_def(job_name).execute_in_process(
         partition_key=scenario, instance=DagsterInstance.get(), raise_on_error=False,
-        tags={DEMO_PID_TAG: str(os.getpid())},
+        tags=RunProcess.current().tags(),
     )
     status = "ok" if result.success else "FAILED (see the run in the web UI: make dev)"
     return result.success, [*_summary_lines(result, scenario), f"  {status} in {time.perf_counter() - t0:.1f} s"]
@@ -100,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.parallel or default_parallelism()
     closed = close_abandoned_runs(DagsterInstance.get())
     if closed:
-        logger.info(f"marked {closed} runs of an interrupted demo as failed")
+        logger.info(f"closed {len(closed)} runs whose processes were gone (an interrupted demo or run)")
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         outcomes = list(pool.map(run_partition, [args.job] * len(scenarios), scenarios))
