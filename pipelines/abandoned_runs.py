@@ -9,7 +9,9 @@ do not run, and it checks run workers only for run launchers that can (not the D
 process that orchestrates it (`RunProcess`), and at the start of the run, then at the instance's
 run-monitoring interval while the run lasts, closes the runs of this host of which no process is left:
 neither the orchestrating one nor a step process named in the run's events (a step process outlives
-a killed orchestrator and keeps its GPU until its step ends, so its slot is kept until then).
+a killed orchestrator and keeps its GPU until its step ends, so its slot is kept until then). Under
+`dagster dev` a run that would wait for the pool stays queued instead of starting, so the sensor
+`close_abandoned_runs`, which the daemon evaluates every 30 s in the code server, does the same there.
 
 A run is judged only on the host that recorded it (same host name) and only with the record, so
 runs of other machines, or of deployments with their own executor (Kubernetes, whose run launcher
@@ -32,10 +34,14 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    DefaultSensorStatus,
     Executor,
     ExecutorDefinition,
     RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
     multi_or_in_process_executor,
+    sensor,
 )
 
 logger = logging.getLogger(__name__)
@@ -253,3 +259,17 @@ def closing_abandoned_runs(base: ExecutorDefinition) -> ExecutorDefinition:
 
 # Dagster's default executor (multiprocess, or in-process when the launchpad says so), closing abandoned runs.
 LOCAL_EXECUTOR = closing_abandoned_runs(multi_or_in_process_executor)
+
+
+@sensor(
+    name="close_abandoned_runs",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks failed the runs of this machine of which no process is left (killed hard) and frees "
+    "their concurrency slots. Needed under `dagster dev`, where a run that would wait for the `gpu` pool stays "
+    "queued (so no run of the project is there to do it) and the code server leaves a dead run's slots claimed.",
+)
+def abandoned_runs_sensor(context: SensorEvaluationContext) -> SkipReason:
+    """Runs in the code server, on the machine of `dagster dev`'s run workers; never requests a run."""
+    closed = close_abandoned_runs(context.instance)
+    return SkipReason(f"closed {len(closed)} runs: {', '.join(closed)}" if closed else "no abandoned run")

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 import assets
-from pipelines.abandoned_runs import LOCAL_EXECUTOR
+from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
 from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
 from pipelines.sensors import build_new_data_sensor
@@ -51,7 +51,7 @@ def build_definitions(executor: ExecutorDefinition = LOCAL_EXECUTOR) -> Definiti
         asset_checks=load_asset_checks_from_package_module(assets),
         jobs=JOBS,
         schedules=[build_retrain_schedule(train_and_evaluate.name)],
-        sensors=[build_new_data_sensor(refresh_from_split.name)],
+        sensors=[build_new_data_sensor(refresh_from_split.name), abandoned_runs_sensor],
         resources=build_resources(),
         executor=executor,
     )

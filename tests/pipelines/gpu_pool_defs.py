@@ -1,6 +1,6 @@
 """A pocket code location for the tests of killed and stopped runs: one partitioned asset that takes a
-slot of the `gpu` pool and holds it, under the project's executor. It imports nothing heavy, so a
-`dagster asset materialize` of it starts in seconds.
+slot of the `gpu` pool and holds it, with the project's executor and sensor for killed runs. It imports
+nothing heavy, so a `dagster asset materialize` of it starts in seconds.
 
 ``HOLD_GPU_DIR``: where each partition's step writes its pid once it holds the slot;
 ``HOLD_GPU_SECONDS``: how long it then keeps it (default 0).
@@ -14,7 +14,7 @@ from pathlib import Path
 from dagster import AssetExecutionContext, Definitions, StaticPartitionsDefinition, asset, define_asset_job
 
 from assets.tags import GPU_POOL
-from pipelines.abandoned_runs import LOCAL_EXECUTOR
+from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
 
 PARTITIONS = StaticPartitionsDefinition(["a", "b", "c"])
 
@@ -27,4 +27,4 @@ def hold_gpu(context: AssetExecutionContext) -> None:
 
 hold_gpu_job = define_asset_job("hold_gpu_job", selection=[hold_gpu], partitions_def=PARTITIONS)
 
-defs = Definitions(assets=[hold_gpu], jobs=[hold_gpu_job], executor=LOCAL_EXECUTOR)
+defs = Definitions(assets=[hold_gpu], jobs=[hold_gpu_job], sensors=[abandoned_runs_sensor], executor=LOCAL_EXECUTOR)

@@ -9,10 +9,25 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    build_sensor_context,
+)
 from dagster._core.events import EngineEventData
 
-from pipelines.abandoned_runs import HOST_TAG, LOCAL_EXECUTOR, PROCESS_TAG, RunProcess, close_abandoned_runs
+from pipelines.abandoned_runs import (
+    HOST_TAG,
+    LOCAL_EXECUTOR,
+    PROCESS_TAG,
+    RunProcess,
+    abandoned_runs_sensor,
+    close_abandoned_runs,
+)
 
 HOST = socket.gethostname()
 
@@ -101,8 +116,18 @@ def test_the_record_is_read_back() -> None:
     assert RunProcess.from_tags({HOST_TAG: HOST, PROCESS_TAG: "not a pid"}) is None
 
 
-def test_every_job_of_the_project_runs_on_the_executor_that_closes_them() -> None:
+def test_the_sensor_closes_them_where_the_daemon_runs(instance: DagsterInstance) -> None:
+    """Under `dagster dev` a run that would wait for the pool stays queued: the daemon's sensor closes them."""
+    killed = _run(instance, "a", RunProcess(HOST, _dead_pid()).tags())
+    result = abandoned_runs_sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert not result.run_requests and killed in result.skip_message
+    assert _status(instance, killed) == DagsterRunStatus.FAILURE
+
+
+def test_every_job_of_the_project_closes_them_and_so_does_its_sensor() -> None:
     from pipelines.definitions import defs
 
     jobs = defs.resolve_all_job_defs()
     assert jobs and all(job.executor_def is LOCAL_EXECUTOR for job in jobs)
+    sensor = defs.resolve_sensor_def(abandoned_runs_sensor.name)
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
