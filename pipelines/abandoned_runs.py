@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import (
     DagsterEventType,
@@ -44,7 +45,12 @@ from dagster import (
     sensor,
 )
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from dagster import DagsterEvent, InitExecutorContext
+    from dagster._core.execution.context.system import PlanOrchestrationContext
+    from dagster._core.execution.plan.plan import ExecutionPlan
+    from dagster._core.execution.retries import RetryMode
+    from dagster._core.execution.step_dependency_config import StepDependencyConfig
 
 HOST_TAG = "logicls/host"
 PROCESS_TAG = "logicls/process"
@@ -228,14 +234,16 @@ class _ClosingAbandonedRuns(Executor):
         self._inner = inner
 
     @property
-    def retries(self):
+    def retries(self) -> RetryMode:
         return self._inner.retries
 
     @property
-    def step_dependency_config(self):
+    def step_dependency_config(self) -> StepDependencyConfig:
         return self._inner.step_dependency_config
 
-    def execute(self, plan_context, execution_plan):
+    def execute(
+        self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
+    ) -> Iterator[DagsterEvent]:
         instance = plan_context.instance
         instance.add_run_tags(plan_context.run_id, RunProcess.current().tags())
         with _sweeping(instance, plan_context.log):
@@ -245,7 +253,7 @@ class _ClosingAbandonedRuns(Executor):
 def closing_abandoned_runs(base: ExecutorDefinition) -> ExecutorDefinition:
     """``base`` under the same name and config, its runs recording their process and closing abandoned runs."""
 
-    def create(init_context) -> Executor:
+    def create(init_context: InitExecutorContext) -> Executor:
         return _ClosingAbandonedRuns(base.executor_creation_fn(init_context))
 
     return ExecutorDefinition(
