@@ -6,12 +6,14 @@ import os
 
 from dagster import (
     Definitions,
+    ExecutorDefinition,
     PipesSubprocessClient,
     load_asset_checks_from_package_module,
     load_assets_from_package_module,
 )
 
 import assets
+from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
 from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
 from pipelines.sensors import build_new_data_sensor
@@ -38,15 +40,20 @@ def build_resources() -> dict[str, object]:
     }
 
 
-def build_definitions() -> Definitions:
-    """Assemble the definitions; a function so tests can build them under other environment settings."""
+def build_definitions(executor: ExecutorDefinition = LOCAL_EXECUTOR) -> Definitions:
+    """Assemble the definitions; a function so tests can build them under other environment settings.
+
+    The executor is Dagster's default one that also closes the runs of this machine whose processes were
+    killed (`pipelines.abandoned_runs`); a cluster deployment passes its own.
+    """
     return Definitions(
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
         jobs=JOBS,
         schedules=[build_retrain_schedule(train_and_evaluate.name)],
-        sensors=[build_new_data_sensor(refresh_from_split.name)],
+        sensors=[build_new_data_sensor(refresh_from_split.name), abandoned_runs_sensor],
         resources=build_resources(),
+        executor=executor,
     )
 
 

@@ -65,8 +65,7 @@ def k8s_executor(defs: Definitions) -> ExecutorDefinition:
 
 def build_k8s_definitions() -> Definitions:
     """The project's definitions with the Kubernetes executor as every job's default."""
-    base = build_definitions()
-    return Definitions.merge(base, Definitions(executor=k8s_executor(base)))
+    return build_definitions(executor=k8s_executor(build_definitions()))
 
 
 defs = build_k8s_definitions()

@@ -4,8 +4,8 @@ answered over HTTP and GraphQL, stopped by signalling the whole group.
 Why a process group: started from a non-interactive shell, `dagster dev` ignores SIGTERM on its
 own, and its webserver, daemon and code servers are children; signalling the group stops them all.
 Why a scratch working directory: `dagster dev` loads a `.env` from its working directory over the
-environment (the repository's `.env` names the persistent DAGSTER_HOME), and the test must use its
-own instance.
+environment (the repository's `.env` may hold a user's settings, or an older one a plain DAGSTER_HOME
+that would override the exported one), and the test must use its own instance and settings.
 Why SIGINT is reset for the child: `dagster dev` maps SIGTERM to its SIGINT handler, so a SIGINT
 ignored by inheritance (a background job of a non-interactive shell, ``nohup``) would make it
 ignore SIGTERM as well.
