@@ -19,17 +19,17 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, PipesSubprocessClient, asset
 from pydantic import Field
 
-from assets.metadata import frame_data_version, markdown_table
-from assets.partitions import scenario_partitions, spec_for
-from assets.paths import ablation_dir
-from assets.tags import GPU_POOL, gpu_tags
 from assets.training import FineTuneConfig, train_through_pipes, training_samples
 from models.evaluation import build_questions, predict, select_examples
 from models.evaluation.answerers import local_answerer
 from models.instruct.cot import CotConfig, build_cot, original_records, questions_by_subquery
 from models.objects import objects_from_frame
 from models.spec import UnparseablePolicy
+from models.storage import ablation_dir
 from models.vlm.inference import generation_room
+from resources.metadata import frame_data_version, markdown_table
+from resources.partitions import scenario_partitions, spec_for
+from resources.tags import GPU_POOL, gpu_tags
 from resources.vlm import VisionLanguageModel
 
 

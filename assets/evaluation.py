@@ -33,11 +33,6 @@ from dagster import (
 from pydantic import Field
 
 from assets.ablation import TABLE_III_ROWS
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
-from assets.paths import adapter_dir, reports_dir
-from assets.retries import retry_on_endpoint_outage
-from assets.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -58,7 +53,12 @@ from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec, UnparseablePolicy
 from models.spec.metrics import scenario_scores
+from models.storage import adapter_dir, reports_dir
 from resources.llm import ChatEndpoint
+from resources.metadata import frame_data_version, image_markdown, markdown_table
+from resources.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
+from resources.retries import retry_on_endpoint_outage
+from resources.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from resources.vlm import TINY_NOTE, VisionLanguageModel
 
 PARSEABLE_TARGET = 0.9

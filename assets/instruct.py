@@ -17,9 +17,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import scenario_partitions, spec_for
-from assets.retries import retry_on_endpoint_outage
 from models.grounding import draw_overlay, ground_images, queries_from_spec
 from models.images import read_rgb
 from models.instruct.augment import (
@@ -51,6 +48,9 @@ from models.spec import ScenarioSpec, inverse, paraphrase_invariants
 from resources.grounding import Grounder
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
+from resources.metadata import frame_data_version, image_markdown, markdown_table
+from resources.partitions import scenario_partitions, spec_for
+from resources.retries import retry_on_endpoint_outage
 
 PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "source", "model"]
 VISIBLE_TARGET = 0.9  # share of cut-paste images whose edit grounding must see again

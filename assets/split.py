@@ -21,13 +21,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import frame_data_version, markdown_table
-from assets.partitions import SCENARIO_CATALOG, scenario_partitions
 from models.loco import LocoCategory, scan_category
 from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
 from resources.loco import LocoDataset
+from resources.metadata import frame_data_version, markdown_table
+from resources.partitions import SCENARIO_CATALOG, scenario_partitions
 
 CHECKS = [
     AssetCheckSpec("no_split_leakage", asset="loco_fc_split", blocking=True,

@@ -34,15 +34,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import Field
 
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import scenario_partitions
-from assets.paths import adapter_dir, training_dir
+from models.storage import adapter_dir, training_dir
 from models.vlm import SAMPLE_COLUMNS, TrainConfig
 from models.vlm.inference import generation_room
 from models.vlm.presets import preset_for
 from models.vlm.train import data_fingerprint
 from pipelines.train_worker import DIFFICULTY_FILE, PROBABILITIES_FILE, RESULT_FILE
+from resources.metadata import frame_data_version, image_markdown, markdown_table
 from resources.parquet_io import write_parquet_atomic
+from resources.partitions import scenario_partitions
 from resources.vlm import VisionLanguageModel
 
 GPU_TAGS = {"logicls/compute": "gpu"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.tags import ALL_SCENARIOS, SCOPE_TAG
+from resources.tags import ALL_SCENARIOS, SCOPE_TAG
 
 METRICS_ASSETS = AssetSelection.tag(SCOPE_TAG, ALL_SCENARIOS)
 ABLATION = AssetSelection.groups("ablation")

@@ -19,9 +19,9 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
-from assets.partitions import scenario_partitions
-from assets.tags import GPU_POOL, gpu_tags, gpus_requested
 from pipelines.deploy_k8s import build_k8s_definitions, gpu_pod_config, gpu_step_configs
+from resources.partitions import scenario_partitions
+from resources.tags import GPU_POOL, gpu_tags, gpus_requested
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -1,7 +1,8 @@
 """Storage locations of the assets that are folders rather than tables (checkpoints, reports).
 
-One place for these conventions, so the training asset, the evaluation assets and the
-command-line classifier agree on where an adapter or a report lives.
+One place for these conventions, so the fine-tuning and evaluation assets and the command-line
+classifier agree on where an adapter or a report lives. Plain Python: the core, the assets and the
+command-line entry points all build their paths here.
 """
 
 from pathlib import Path
