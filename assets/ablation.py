@@ -19,7 +19,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, PipesSubprocessClient, asset
 from pydantic import Field
 
-from assets.training import FineTuneConfig, train_through_pipes, training_samples
+from assets.fine_tuning import FineTuneConfig, train_through_pipes, training_samples
 from models.evaluation import build_questions, predict, select_examples
 from models.evaluation.answerers import local_answerer
 from models.instruct.cot import CotConfig, build_cot, original_records, questions_by_subquery

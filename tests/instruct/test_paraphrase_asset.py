@@ -12,7 +12,7 @@ from dagster import DagsterEventType, EnvVar, materialize
 from dagster._core.test_utils import instance_for_test
 
 import resources.retries
-from assets.instruct import subquery_paraphrases
+from assets.instruction_data import subquery_paraphrases
 from models.instruct.paraphrase import offline_paraphrases
 from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.parquet_io import ParquetIOManager

@@ -8,7 +8,7 @@ from dagster import AssetKey, AssetSpec, PipesSubprocessClient, materialize
 
 from assets.ablation import TABLE_III_ROWS, lac_ablation
 from assets.evaluation import table_iii
-from assets.instruct import subquery_paraphrases
+from assets.instruction_data import subquery_paraphrases
 from assets.split import loco_fc_split
 from models.objects import object_from_mask, objects_to_frame
 from resources.llm import ChatEndpoint

@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, PipesSubprocessClient, asset, materialize
 from PIL import Image
 
-from assets.training import FineTuneConfig, fine_tuning
+from assets.fine_tuning import FineTuneConfig, fine_tuning
 from resources.parquet_io import ParquetIOManager
 from resources.partitions import scenario_partitions
 from resources.vlm import VisionLanguageModel
