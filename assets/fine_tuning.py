@@ -36,10 +36,10 @@ from pydantic import Field
 
 from models.storage import adapter_dir, training_dir
 from models.vlm import SAMPLE_COLUMNS, TrainConfig
+from models.vlm.fine_tuning import DIFFICULTY_FILE, PROBABILITIES_FILE, RESULT_FILE
 from models.vlm.inference import generation_room
 from models.vlm.presets import preset_for
 from models.vlm.train import data_fingerprint
-from pipelines.train_worker import DIFFICULTY_FILE, PROBABILITIES_FILE, RESULT_FILE
 from resources.metadata import frame_data_version, image_markdown, markdown_table
 from resources.parquet_io import write_parquet_atomic
 from resources.partitions import scenario_partitions
@@ -106,7 +106,7 @@ def run_key(train_config: TrainConfig, samples: pd.DataFrame, base_model_hash: s
 
 def worker_command(run_file: Path, nproc_per_node: int) -> list[str]:
     """One process, or torchrun (DDP) for several GPUs; both run the same worker module."""
-    worker = ["-m", "pipelines.train_worker", "--run", str(run_file)]
+    worker = ["-m", "models.vlm.fine_tuning", "--run", str(run_file)]
     if nproc_per_node <= 1:
         return [sys.executable, *worker]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",

@@ -24,7 +24,7 @@ SELECT = "vlm_adapter,difficulty_scores,resampling_probabilities"
 CONFIG = {"ops": {"fine_tuning": {"config": {
     "num_epochs": 3, "samples_per_epoch": 96, "per_device_batch_size": 4, "score_max_samples": 12,
     "score_batch_size": 12, "max_new_tokens": 16}}}}
-WORKER = "pipelines.train_worker"
+WORKER = "models.vlm.fine_tuning"
 
 
 def _workers(run_file: Path) -> list[int]:

@@ -1,7 +1,7 @@
 """The fine-tuning process that the `vlm_adapter` asset starts through Dagster Pipes.
 
-``python -m pipelines.train_worker --run run.json`` for one process, or
-``torchrun --nproc_per_node N -m pipelines.train_worker --run run.json`` for several GPUs: every
+``python -m models.vlm.fine_tuning --run run.json`` for one process, or
+``torchrun --nproc_per_node N -m models.vlm.fine_tuning --run run.json`` for several GPUs: every
 rank trains (DDP); rank 0 alone opens the Pipes connection (Pipes allows one) to stream progress
 into the Dagster run, and writes the run's tables next to its checkpoints, where the asset reads
 them once the process has ended. A cancelled run leaves complete epoch checkpoints behind, from
