@@ -1,4 +1,4 @@
-"""The paper's Table III as configurations of the chain: what each ingredient of LogiCls adds.
+"""The Table III ablation (the unnumbered stage `ablation`): what each ingredient of LogiCls adds.
 
 | Table III row | configuration |
 |---|---|
@@ -71,7 +71,6 @@ class AblationConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="ablation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),

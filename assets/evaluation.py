@@ -1,4 +1,4 @@
-"""Stage 5: evaluation, i.e. LAC predictions with evidence trails, Table II metrics and evidence reports.
+"""Stage 6: evaluation, i.e. LAC predictions with evidence trails, Table II metrics and evidence reports.
 
 ``lac_predictions`` and ``lac_report`` are per scenario; ``lac_metrics`` (with ``lac_class_metrics``
 and ``lac_confusion``) is unpartitioned and reads every scenario's predictions, so it runs after
@@ -96,7 +96,6 @@ class LacPredictionsConfig(Config):
     partitions_def=scenario_partitions,
     deps=[AssetKey("vlm_adapter")],
     code_version="1",
-    group_name="evaluation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),
@@ -238,7 +237,6 @@ METRICS_CHECK = "metrics_cover_every_scenario"
         AssetCheckSpec(METRICS_CHECK, asset="lac_metrics", blocking=True,
                        description="Every scenario partition has predictions, for every model × method row."),
     ],
-    group_name="evaluation",
 )
 def lac_metrics(context: AssetExecutionContext, lac_predictions: dict[str, pd.DataFrame],
                 lac_ablation: dict[str, pd.DataFrame], vlm: VisionLanguageModel):
@@ -294,7 +292,6 @@ def table_iii(table_ii: pd.DataFrame) -> pd.DataFrame:
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="evaluation",
     kinds={"html"},
 )
 def lac_report(context: AssetExecutionContext, lac_predictions: pd.DataFrame, grounding: pd.DataFrame,

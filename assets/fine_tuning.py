@@ -2,7 +2,9 @@
 
 One op, three assets: `vlm_adapter` (the adapter folder, a checkpoint asset), `difficulty_scores`
 (Eq. 4 for every sample after every epoch) and `resampling_probabilities` (Eq. 5 per subquery group
-and epoch). The run itself is `models.vlm.fine_tuning`: this module prepares it from the launchpad
+and epoch). The op is named after its primary asset (its launchpad config sits under
+``ops: vlm_adapter``), since Dagster refuses an op with the name of a job (the stage's job is
+``fine_tuning``). The run itself is `models.vlm.fine_tuning`: this module prepares it from the launchpad
 config, starts its process through Dagster Pipes (under torchrun for several GPUs; logs stream into
 the run, a cancelled run stops it, and the next run resumes from the last complete epoch), and turns
 its result into the three outputs.
@@ -54,7 +56,6 @@ def probability_plot(probabilities: pd.DataFrame, group_key: str) -> np.ndarray:
 
 
 @multi_asset(
-    name="fine_tuning",
     outs={
         "vlm_adapter": AssetOut(
             dagster_type=Nothing, kinds={"pytorch", "safetensors"}, code_version=TRAINING_CODE_VERSION,
@@ -71,11 +72,10 @@ def probability_plot(probabilities: pd.DataFrame, group_key: str) -> np.ndarray:
     },
     ins={"cot_dataset": AssetIn()},
     partitions_def=scenario_partitions,
-    group_name="training",
     pool="gpu",
     op_tags=GPU_TAGS,
 )
-def fine_tuning(context: AssetExecutionContext, config: FineTuneConfig, cot_dataset: pd.DataFrame,
+def vlm_adapter(context: AssetExecutionContext, config: FineTuneConfig, cot_dataset: pd.DataFrame,
                 vlm: VisionLanguageModel, pipes_subprocess_client: PipesSubprocessClient):
     """LoRA fine-tuning on the scenario's CoT data with difficulty-aware resampling (the paper's Eq. 4-5)."""
     scenario = context.partition_key

@@ -1,4 +1,4 @@
-"""Stage 2: grounding, i.e. every object's mask, box and label (CLIP + SAM, or the classical segmenter)."""
+"""Stage 3: grounding, i.e. every object's mask, box and label (CLIP + SAM, or the classical segmenter)."""
 
 import pandas as pd
 from dagster import (
@@ -29,7 +29,6 @@ QUALITY_TARGET = 0.9
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="grounding",
     kinds={"pytorch", "parquet"},
     pool="gpu",
     tags=GPU_TAGS,
@@ -94,7 +93,6 @@ def _overlays(objects: pd.DataFrame, split: pd.DataFrame, n: int = 2) -> str:
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="grounding",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("grounding_recall", asset="grounding_quality",

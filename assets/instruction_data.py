@@ -1,4 +1,4 @@
-"""Stage 3: instruction data, i.e. subquery paraphrases, augmented images and the CoT data set."""
+"""Stage 4: instruction data, i.e. subquery paraphrases, augmented images and the CoT data set."""
 
 import json
 from pathlib import Path
@@ -71,7 +71,6 @@ class ParaphraseConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"openai", "parquet"},
     check_specs=[
         AssetCheckSpec("paraphrase_counts", asset="subquery_paraphrases",
@@ -141,7 +140,6 @@ class AugmentedImagesConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"opencv", "parquet"},
     check_specs=[
         AssetCheckSpec("augmented_labels_follow_h", asset="augmented_images", blocking=True,
@@ -256,7 +254,6 @@ class CotDatasetConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("cot_answers_parse", asset="cot_dataset", blocking=True,

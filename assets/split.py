@@ -87,7 +87,6 @@ class LocoFcSplitConfig(Config):
     partitions_def=scenario_partitions,
     check_specs=CHECKS,
     code_version="1",
-    group_name="data",
     kinds={"pandas", "parquet"},
     metadata={"skipped_scenario_specs": MetadataValue.md(skipped_specs_markdown(SCENARIO_CATALOG.skipped))},
 )

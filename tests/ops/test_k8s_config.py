@@ -37,9 +37,9 @@ PG_ENV = {
 
 
 @asset(partitions_def=scenario_partitions, deps=["loco_fc_split"], tags=gpu_tags(2), pool=GPU_POOL,
-       group_name="training")
+       group_name="fine_tuning")
 def gpu_stage() -> None:
-    """Stands for a GPU-heavy stage (grounding, training) tagged the way the project tags them."""
+    """Stands for a GPU-heavy stage (grounding, fine_tuning) tagged the way the project tags them."""
 
 
 def _with_gpu_stage() -> Definitions:

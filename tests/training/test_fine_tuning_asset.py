@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey, PipesSubprocessClient, asset, materialize
 from PIL import Image
 
-from assets.fine_tuning import fine_tuning
+from assets.fine_tuning import vlm_adapter
 from models.vlm.presets import LORA_R16_ATTENTION, TINY
 from resources.fine_tuning import FineTuneConfig
 from resources.parquet_io import ParquetIOManager
@@ -60,10 +60,10 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
         "vlm": VisionLanguageModel(storage_dir=str(storage), max_pixels=56 * 56, min_pixels=28 * 28),
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
     }
-    config = {"ops": {"fine_tuning": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
+    config = {"ops": {"vlm_adapter": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
                                                  "score_batch_size": 12, "max_new_tokens": 24,
                                                  "samples_per_epoch": 12}}}}
-    result = materialize([cot_stand_in, fine_tuning], partition_key="pushpins", resources=resources,
+    result = materialize([cot_stand_in, vlm_adapter], partition_key="pushpins", resources=resources,
                          run_config=config)
     assert result.success
     adapter = storage / "checkpoints/vlm_adapter/pushpins/final"
@@ -75,7 +75,7 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
                                (~difficulty["correct"]).astype(float) + 0.2 * difficulty["perplexity"])
     probabilities = pd.read_parquet(storage / "resampling_probabilities/pushpins.parquet")
     np.testing.assert_allclose(probabilities.groupby("epoch")["probability"].sum(), 1.0)
-    meta = result.asset_materializations_for_node("fine_tuning")
+    meta = result.asset_materializations_for_node("vlm_adapter")
     adapter_meta = next(m for m in meta if m.asset_key == AssetKey("vlm_adapter")).metadata
     assert adapter_meta["adapter_dir"].value == str(adapter)
     assert "RANDOM weights" in adapter_meta["base_model_note"].value
