@@ -54,17 +54,14 @@ class Stage:
         return list(load_asset_checks_from_modules([self.module]))
 
 
-STAGES = (
-    Stage(1, split),             # LOCO FC re-split: loco_fc_split                  → models.split.loco_fc_split
-    # 2: constraint decomposition, the scenario specs                              → models.spec
-    Stage(3, grounding),         # grounding, grounding_quality                     → models.grounding.ground_images
-    Stage(4, instruction_data),  # subquery_paraphrases, augmented_images, cot_dataset
-    #                              → models.instruct: paraphrase_subquery, augment_split, build_cot
-    Stage(5, fine_tuning),       # vlm_adapter, difficulty_scores, resampling_probabilities
-    #                              → models.vlm.fine_tuning.FineTuningRun (training: models.vlm.train.train_lora)
-    Stage(6, evaluation),        # lac_predictions, lac_report; lac_metrics, lac_class_metrics, lac_confusion
-    #                              → models.evaluation: predict, scenario_report, compute_metrics
-    Stage(None, ablation),       # Table III: lac_ablation                          → FineTuningRun, predict
+STAGES = (  # each stage module, and the core it calls
+    Stage(1, split),             # → models.split.loco_fc_split
+    # 2: constraint decomposition, no asset: the scenario specs, models.spec
+    Stage(3, grounding),         # → models.grounding.ground_images
+    Stage(4, instruction_data),  # → models.instruct: paraphrase_subquery, augment_split, build_cot
+    Stage(5, fine_tuning),       # → models.vlm.fine_tuning.FineTuningRun (which trains with train_lora)
+    Stage(6, evaluation),        # → models.evaluation: predict, scenario_report, compute_metrics
+    Stage(None, ablation),       # Table III → models.vlm.fine_tuning.FineTuningRun, models.evaluation.predict
 )
 
 
