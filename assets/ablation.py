@@ -1,4 +1,4 @@
-"""The paper's Table III as configurations of the chain: what each ingredient of LogiCls adds.
+"""The Table III ablation (the unnumbered stage `ablation`): what each ingredient of LogiCls adds.
 
 | Table III row | configuration |
 |---|---|
@@ -8,8 +8,8 @@
 | + boxes in the reasoning | `sft_reasoning_boxes`: reasoning citing the grounded boxes |
 | + augmentation and resampling | the main chain (`lac_predictions`, method `finetuned`) |
 
-`lac_ablation` trains and evaluates the three middle rows per scenario (through the same Pipes
-training worker and the same prediction code as the main chain); `lac_metrics` adds its rows,
+`lac_ablation` trains and evaluates the three middle rows per scenario (through the same fine-tuning
+run, `models.vlm.fine_tuning`, and the same prediction code as the main chain); `lac_metrics` adds its rows,
 labelled by configuration, and shows them in the Table III order.
 """
 
@@ -19,17 +19,18 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, PipesSubprocessClient, asset
 from pydantic import Field
 
-from assets.metadata import frame_data_version, markdown_table
-from assets.partitions import scenario_partitions, spec_for
-from assets.paths import ablation_dir
-from assets.tags import GPU_POOL, gpu_tags
-from assets.training import FineTuneConfig, train_through_pipes, training_samples
 from models.evaluation import build_questions, predict, select_examples
 from models.evaluation.answerers import local_answerer
 from models.instruct.cot import CotConfig, build_cot, original_records, questions_by_subquery
 from models.objects import objects_from_frame
 from models.spec import UnparseablePolicy
+from models.storage import ablation_dir
+from models.vlm.fine_tuning import FineTuningRun, training_samples
 from models.vlm.inference import generation_room
+from resources.fine_tuning import FineTuneConfig, train_in_pipes
+from resources.metadata import frame_data_version, markdown_table
+from resources.partitions import scenario_partitions, spec_for
+from resources.tags import GPU_POOL, gpu_tags
 from resources.vlm import VisionLanguageModel
 
 
@@ -70,7 +71,6 @@ class AblationConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="ablation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),
@@ -90,6 +90,7 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
     records = original_records(spec, train, objects_from_frame(grounding))
     questions = questions_by_subquery(subquery_paraphrases)
+    base = vlm.describe()
     frames = []
     for name in config.configurations:
         ablation = ABLATIONS[name]
@@ -97,12 +98,13 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
         samples = training_samples(cot)
         train_config = config.training.model_copy(update={"resampling": ablation.resampling}).train_config(
             vlm.is_tiny, generation_room(samples["target"]))
-        runs_dir = ablation_dir(vlm.storage_dir, name, spec.scenario)
-        run_dir = train_through_pipes(context, pipes_subprocess_client, vlm, spec.scenario, samples,
-                                      train_config, runs_dir, nproc_per_node=config.training.nproc_per_node,
-                                      resume=config.training.resume)
+        run = FineTuningRun.prepare(ablation_dir(vlm.storage_dir, name, spec.scenario), samples, train_config,
+                                    model_dir=base["base_model"], base_model_hash=base["base_model_hash"],
+                                    model_config=vlm.vlm_config(), scenario=spec.scenario,
+                                    resume=config.training.resume)
+        train_in_pipes(context, pipes_subprocess_client, run, config.training.nproc_per_node)
         asked = build_questions(test, spec, select_examples(cot, spec, train["image_id"]))
-        answerer = local_answerer(vlm.load(run_dir / "final"), batch_size=config.batch_size,
+        answerer = local_answerer(vlm.load(run.adapter_dir), batch_size=config.batch_size,
                                   max_new_tokens=config.max_new_tokens or generation_room(samples["target"]))
         table = predict(spec, asked, answerer, method="finetuned", model=vlm.model_dir().name, true_labels=truth,
                         policy=UnparseablePolicy(config.unparseable_policy))

@@ -1,4 +1,4 @@
-"""Stage 5: evaluation, i.e. LAC predictions with evidence trails, Table II metrics and evidence reports.
+"""Stage 6: evaluation, i.e. LAC predictions with evidence trails, Table II metrics and evidence reports.
 
 ``lac_predictions`` and ``lac_report`` are per scenario; ``lac_metrics`` (with ``lac_class_metrics``
 and ``lac_confusion``) is unpartitioned and reads every scenario's predictions, so it runs after
@@ -33,11 +33,6 @@ from dagster import (
 from pydantic import Field
 
 from assets.ablation import TABLE_III_ROWS
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
-from assets.paths import adapter_dir, reports_dir
-from assets.retries import retry_on_endpoint_outage
-from assets.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from models.evaluation import (
     METHODS,
     Answerer,
@@ -58,7 +53,12 @@ from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec, UnparseablePolicy
 from models.spec.metrics import scenario_scores
+from models.storage import adapter_dir, reports_dir
 from resources.llm import ChatEndpoint
+from resources.metadata import frame_data_version, image_markdown, markdown_table
+from resources.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
+from resources.retries import retry_on_endpoint_outage
+from resources.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from resources.vlm import TINY_NOTE, VisionLanguageModel
 
 PARSEABLE_TARGET = 0.9
@@ -96,7 +96,6 @@ class LacPredictionsConfig(Config):
     partitions_def=scenario_partitions,
     deps=[AssetKey("vlm_adapter")],
     code_version="1",
-    group_name="evaluation",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),
@@ -238,7 +237,6 @@ METRICS_CHECK = "metrics_cover_every_scenario"
         AssetCheckSpec(METRICS_CHECK, asset="lac_metrics", blocking=True,
                        description="Every scenario partition has predictions, for every model × method row."),
     ],
-    group_name="evaluation",
 )
 def lac_metrics(context: AssetExecutionContext, lac_predictions: dict[str, pd.DataFrame],
                 lac_ablation: dict[str, pd.DataFrame], vlm: VisionLanguageModel):
@@ -294,7 +292,6 @@ def table_iii(table_ii: pd.DataFrame) -> pd.DataFrame:
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="evaluation",
     kinds={"html"},
 )
 def lac_report(context: AssetExecutionContext, lac_predictions: pd.DataFrame, grounding: pd.DataFrame,

@@ -1,4 +1,4 @@
-"""Stage 2: grounding, i.e. every object's mask, box and label (CLIP + SAM, or the classical segmenter)."""
+"""Stage 3: grounding, i.e. every object's mask, box and label (CLIP + SAM, or the classical segmenter)."""
 
 import pandas as pd
 from dagster import (
@@ -11,8 +11,6 @@ from dagster import (
     asset,
 )
 
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import scenario_partitions, spec_for
 from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
 from models.images import read_rgb
@@ -20,6 +18,8 @@ from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
 from resources.grounding import Grounder
 from resources.loco import LocoDataset
+from resources.metadata import frame_data_version, image_markdown, markdown_table
+from resources.partitions import scenario_partitions, spec_for
 
 GPU_TAGS = {"logicls/compute": "gpu"}
 MAX_FAILED_SHARE = 0.1
@@ -29,7 +29,6 @@ QUALITY_TARGET = 0.9
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="grounding",
     kinds={"pytorch", "parquet"},
     pool="gpu",
     tags=GPU_TAGS,
@@ -94,7 +93,6 @@ def _overlays(objects: pd.DataFrame, split: pd.DataFrame, n: int = 2) -> str:
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="grounding",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("grounding_recall", asset="grounding_quality",

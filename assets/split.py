@@ -21,13 +21,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import frame_data_version, markdown_table
-from assets.partitions import SCENARIO_CATALOG, scenario_partitions
 from models.loco import LocoCategory, scan_category
 from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
 from resources.loco import LocoDataset
+from resources.metadata import frame_data_version, markdown_table
+from resources.partitions import SCENARIO_CATALOG, scenario_partitions
 
 CHECKS = [
     AssetCheckSpec("no_split_leakage", asset="loco_fc_split", blocking=True,
@@ -87,7 +87,6 @@ class LocoFcSplitConfig(Config):
     partitions_def=scenario_partitions,
     check_specs=CHECKS,
     code_version="1",
-    group_name="data",
     kinds={"pandas", "parquet"},
     metadata={"skipped_scenario_specs": MetadataValue.md(skipped_specs_markdown(SCENARIO_CATALOG.skipped))},
 )

@@ -32,11 +32,11 @@ import pandas as pd
 import transformers
 from PIL import Image
 
-from assets.paths import adapter_dir
 from models.evaluation import build_questions, local_answerer, predict, select_examples
 from models.evaluation.answerers import default_max_new_tokens
 from models.evaluation.predict import ICLExample, normal_answer_examples
 from models.spec import ScenarioSpec, UnparseablePolicy, get_spec
+from models.storage import adapter_dir
 from models.vlm.encoding import image_shape_problem
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, positive_int, run
 from resources.settings import storage_dir

@@ -1,18 +1,28 @@
-"""The one `Definitions` of the project: every asset, check, job, schedule, sensor and resource."""
+"""The one `Definitions` of the project, and the index of LogiCls's stages.
+
+Each stage is one module of `assets/`, and its module name is the stage's one name: the asset group,
+the job that runs the stage alone (where there is one), and the stage's name in the README. Each
+stage module calls its core function in `models/` (named below); stage 2, constraint decomposition,
+is the scenario specs (`models/spec`), which every stage reads, so it has no asset.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from types import ModuleType
 
 from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
     Definitions,
     ExecutorDefinition,
     PipesSubprocessClient,
-    load_asset_checks_from_package_module,
-    load_assets_from_package_module,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
 )
 
-import assets
+from assets import ablation, evaluation, fine_tuning, grounding, instruction_data, split
 from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
 from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
@@ -23,6 +33,36 @@ from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
 from resources.settings import data_root, storage_dir
 from resources.vlm import VisionLanguageModel
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the chain: its number in the paper's order (None: outside the chain) and its module."""
+
+    number: int | None
+    module: ModuleType
+
+    @property
+    def name(self) -> str:
+        """The module's name: the stage's asset group and single-stage job."""
+        return self.module.__name__.rpartition(".")[2]
+
+    def assets(self) -> list[AssetsDefinition]:
+        return list(load_assets_from_modules([self.module], group_name=self.name))
+
+    def asset_checks(self) -> list[AssetChecksDefinition]:
+        return list(load_asset_checks_from_modules([self.module]))
+
+
+STAGES = (  # each stage module, and the core it calls
+    Stage(1, split),             # → models.split.loco_fc_split
+    # 2: constraint decomposition, no asset: the scenario specs, models.spec
+    Stage(3, grounding),         # → models.grounding.ground_images
+    Stage(4, instruction_data),  # → models.instruct: paraphrase_subquery, augment_split, build_cot
+    Stage(5, fine_tuning),       # → models.vlm.fine_tuning.FineTuningRun (which trains with train_lora)
+    Stage(6, evaluation),        # → models.evaluation: predict, scenario_report, compute_metrics
+    Stage(None, ablation),       # Table III → models.vlm.fine_tuning.FineTuningRun, models.evaluation.predict
+)
 
 
 def build_resources() -> dict[str, object]:
@@ -47,8 +87,8 @@ def build_definitions(executor: ExecutorDefinition = LOCAL_EXECUTOR) -> Definiti
     killed (`pipelines.abandoned_runs`); a cluster deployment passes its own.
     """
     return Definitions(
-        assets=load_assets_from_package_module(assets),
-        asset_checks=load_asset_checks_from_package_module(assets),
+        assets=[asset for stage in STAGES for asset in stage.assets()],
+        asset_checks=[check for stage in STAGES for check in stage.asset_checks()],
         jobs=JOBS,
         schedules=[build_retrain_schedule(train_and_evaluate.name)],
         sensors=[build_new_data_sensor(refresh_from_split.name), abandoned_runs_sensor],

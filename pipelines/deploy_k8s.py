@@ -4,7 +4,7 @@ every step in its own pod (`k8s_job_executor`) and GPU requests on the steps tha
 The Helm chart's user code deployment serves this module (``dagster api grpc -m
 pipelines.deploy_k8s``); `dagster dev` keeps using `pipelines.definitions`, so nothing of this
 applies on one machine. A step's pod requests GPUs when its asset carries the tags of
-`assets.tags.gpu_tags` (``logicls/compute: gpu``, ``logicls/gpus: N``); the executor's
+`resources.tags.gpu_tags` (``logicls/compute: gpu``, ``logicls/gpus: N``); the executor's
 ``per_step_k8s_config`` holds that pod configuration per op, so assets stay free of
 Kubernetes-specific op tags. Everything else a pod needs (image, env, secrets, the shared storage
 volume) comes from the code location and the run launcher in deploy/k8s/values.yaml.
@@ -15,8 +15,8 @@ from __future__ import annotations
 from dagster import AssetsDefinition, Definitions, ExecutorDefinition
 from dagster_k8s import k8s_job_executor
 
-from assets.tags import gpus_requested
 from pipelines.definitions import build_definitions
+from resources.tags import gpus_requested
 
 # GPU node pools are usually tainted so that only GPU work lands there.
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

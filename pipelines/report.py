@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.paths import reports_dir
 from models.evaluation import image_report, scenario_report, write_html
 from models.evaluation.report import image_file_name
 from models.spec import get_spec
+from models.storage import reports_dir
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, run
 from resources.settings import storage_dir
 

@@ -39,9 +39,9 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import scenario_partitions
 from models.loco import GT_LOGICAL, IMAGE_SUFFIX, TEST_GOOD, TEST_LOGICAL, TRAIN_GOOD
 from resources.loco import LocoDataset
+from resources.partitions import scenario_partitions
 
 # The folders whose images enter the LOCO FC split; validation and structural images do not.
 WATCHED_IMAGE_DIRS = (TRAIN_GOOD, TEST_GOOD, TEST_LOGICAL)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from models.storage import PROJECT_ROOT
 
 
 def storage_dir() -> str:
     """``LOGICLS_STORAGE``, or ``storage/`` in the repository."""
-    return os.getenv("LOGICLS_STORAGE") or str(REPO_ROOT / "storage")
+    return os.getenv("LOGICLS_STORAGE") or str(PROJECT_ROOT / "storage")
 
 
 def data_root() -> str | None:

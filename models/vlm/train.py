@@ -3,7 +3,8 @@
 A plain PyTorch loop (not ``Trainer``/``SFTTrainer``): the sampler changes every epoch from fresh
 difficulty scores, difficulty needs per-sample perplexity, and resume must be bit-exact. The same
 code runs alone, or under ``torchrun`` as DDP (gloo on CPU, NCCL on GPU); only rank 0 writes
-checkpoints and calls ``progress_callback``.
+checkpoints and calls ``progress_callback``. A run's folder, its process entry point and its
+results for the pipeline live in ``models.vlm.fine_tuning``.
 
 Input contract (``samples``: one row per CoT sample, any extra columns are ignored):
 
@@ -39,13 +40,10 @@ write ``epoch_NNN/``, report.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import importlib
 import json
 import logging
 import math
-import os
 import random
 import re
 import shutil
@@ -99,46 +97,107 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 StepCallback = Callable[[int, nn.Module], None]
 
 
+LR_SCHEDULES = ("constant", "linear", "cosine")
+LANGUAGE_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Leaf names inside ``model.language_model.layers.N`` (``self_attn`` and ``mlp``)."""
+VISION_LORA_TARGETS = ("qkv", "proj", "gate_proj", "up_proj", "down_proj")
+"""Leaf names inside ``model.visual.blocks.N`` (``attn`` and ``mlp``)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run (saved in every checkpoint).
+    """Everything that determines a training run (saved in every checkpoint); validated on construction.
 
     Batch: ``per_device_batch_size × gradient_accumulation_steps × world_size`` samples per
-    optimizer step. LoRA targets are leaf names inside ``model.language_model.layers.N`` (attention
-    ``q/k/v/o_proj`` by default; ``gate/up/down_proj`` also allowed) and, for the vision tower
-    (frozen unless listed), inside ``model.visual.blocks.N`` (``qkv``, ``proj``, ``gate_proj``, …).
+    optimizer step. Fields marked ``runtime`` in their metadata (workers, scoring batch size, logging,
+    gradient checkpointing) change speed, memory or logging but not the result: they stay out of the
+    run key and the resume check (:meth:`result_settings`), so changing one resumes a run.
     """
 
-    seed: int = 0
-    num_epochs: int = 3
-    per_device_batch_size: int = 1
-    gradient_accumulation_steps: int = 8
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
-    gradient_checkpointing: bool = False
-    bf16_autocast: bool = True  # effective on CUDA only
-    max_length: int | None = None  # cuts targets only, never image tokens
-    num_workers: int = 0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    vision_lora_targets: tuple[str, ...] = ()
-    resampling: bool = True
-    alpha: float = 1.0
-    beta: float = 0.2
-    gamma: float = 1.0
-    group_key: str = "subquery_id"
-    samples_per_epoch: int | None = None  # None: the data set size
-    score_max_samples: int | None = None  # None: score every sample (the paper)
-    score_batch_size: int = 8
-    max_new_tokens: int = 256
-    log_every_steps: int = 10
+    seed: int = field(default=0, metadata={"help": "Seed of the LoRA initialisation, the epoch orders and the "
+                                                   "scored subsample."})
+    num_epochs: int = field(default=3, metadata={"help": "Epochs; each one is trained, then scored (Eq. 4) to "
+                                                         "draw the next (Eq. 5)."})
+    per_device_batch_size: int = field(default=1, metadata={"help": "Samples per micro-batch on each process."})
+    gradient_accumulation_steps: int = field(default=8, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (> 0)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (>= 0)."})
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"help": "AdamW betas, each in [0, 1)."})
+    adam_eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon (> 0)."})
+    lr_schedule: Literal["constant", "linear", "cosine"] = field(default="cosine", metadata={
+        "help": f"Learning-rate decay after the warm-up: one of {', '.join(LR_SCHEDULES)}."})
+    warmup_steps: int = field(default=0, metadata={"help": "Optimizer steps of linear warm-up from zero."})
+    max_grad_norm: float | None = field(default=1.0, metadata={"help": "Gradient clipping norm (> 0); None: no "
+                                                                       "clipping."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass: less memory, same gradients, slower.", "runtime": True})
+    bf16_autocast: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA (no effect on CPU)."})
+    max_length: int | None = field(default=None, metadata={"help": "Token limit of a sample; cuts targets only, "
+                                                                   "never image tokens. None: no limit."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes (0: encode in the "
+                                                          "training process).", "runtime": True})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (the update is scaled by "
+                                                          "lora_alpha / lora_r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input, in [0, 1)."})
+    lora_targets: tuple[str, ...] = field(default=("q_proj", "k_proj", "v_proj", "o_proj"), metadata={
+        "help": f"Language-model projections to adapt: any of {', '.join(LANGUAGE_LORA_TARGETS)}."})
+    vision_lora_targets: tuple[str, ...] = field(default=(), metadata={
+        "help": f"Vision-tower layers to adapt (frozen if empty): any of {', '.join(VISION_LORA_TARGETS)}."})
+    resampling: bool = field(default=True, metadata={"help": "Difficulty-aware resampling (Eq. 5); off: a uniform "
+                                                             "shuffle every epoch (the ablation)."})
+    alpha: float = field(default=1.0, metadata={"help": "Eq. 4 weight of a wrong answer (>= 0; the paper: 1)."})
+    beta: float = field(default=0.2, metadata={"help": "Eq. 4 weight of the answer's perplexity (>= 0; the paper: "
+                                                       "0.2)."})
+    gamma: float = field(default=1.0, metadata={"help": "Eq. 5 exponent (> 0): how strongly difficulty steers "
+                                                        "sampling; 1 is proportional."})
+    group_key: str = field(default="subquery_id", metadata={"help": "Sample column whose values are Eq. 5's "
+                                                                    "groups."})
+    samples_per_epoch: int | None = field(default=None, metadata={"help": "Draws per epoch; None: the data set "
+                                                                          "size."})
+    score_max_samples: int | None = field(default=None, metadata={
+        "help": "Samples scored after each epoch (a seeded subsample); None: every sample (the paper)."})
+    score_batch_size: int = field(default=8, metadata={"help": "Samples per batch when scoring.", "runtime": True})
+    max_new_tokens: int = field(default=256, metadata={"help": "Token limit of the greedy output that is scored."})
+    log_every_steps: int = field(default=10, metadata={"help": "Report the loss every this many optimizer steps.",
+                                                       "runtime": True})
+
+    def __post_init__(self) -> None:
+        for name in ("lora_targets", "vision_lora_targets", "adam_betas"):
+            value = getattr(self, name)
+            if isinstance(value, list):  # JSON and launchpad lists; the config stays hashable
+                object.__setattr__(self, name, tuple(value))
+        for name in ("num_epochs", "per_device_batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha",
+                     "score_batch_size", "max_new_tokens", "log_every_steps"):
+            _check_int(self, name, minimum=1)
+        for name in ("seed", "warmup_steps", "num_workers"):
+            _check_int(self, name, minimum=0)
+        for name in ("max_length", "samples_per_epoch", "score_max_samples"):
+            if getattr(self, name) is not None:
+                _check_int(self, name, minimum=1)
+        for name in ("learning_rate", "adam_eps", "gamma"):
+            _check_number(self, name, lambda v: v > 0, "> 0")
+        for name in ("weight_decay", "alpha", "beta"):
+            _check_number(self, name, lambda v: v >= 0, ">= 0")
+        if self.max_grad_norm is not None:
+            _check_number(self, "max_grad_norm", lambda v: v > 0, "> 0 (or None: no clipping)")
+        _check_number(self, "lora_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
+        betas = self.adam_betas
+        if (not isinstance(betas, tuple) or len(betas) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"TrainConfig.adam_betas must be two numbers in [0, 1), got {betas!r}")
+        for name in ("gradient_checkpointing", "bf16_autocast", "resampling"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainConfig.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
+        _check_targets(self, "lora_targets", LANGUAGE_LORA_TARGETS)
+        _check_targets(self, "vision_lora_targets", VISION_LORA_TARGETS)
+        if not self.lora_targets and not self.vision_lora_targets:
+            raise ValueError("TrainConfig: no LoRA targets; set lora_targets or vision_lora_targets")
+        if not isinstance(self.group_key, str) or not self.group_key:
+            raise ValueError(f"TrainConfig.group_key must name a sample column, got {self.group_key!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -147,10 +206,47 @@ class TrainConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that determine the result: :meth:`to_dict` without the runtime fields."""
+        return without_runtime_settings(self.to_dict())
+
+
+RUNTIME_SETTINGS = frozenset(f.name for f in fields(TrainConfig) if f.metadata.get("runtime"))
+
+
+def without_runtime_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config (``to_dict`` form) without the fields that change speed or logging only."""
+    return {k: v for k, v in values.items() if k not in RUNTIME_SETTINGS}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(config: TrainConfig, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(config: TrainConfig, name: str, accept: Callable[[float], bool], rule: str) -> None:
+    value = getattr(config, name)
+    if not _is_number(value) or not accept(value):
+        raise ValueError(f"TrainConfig.{name} must be a number {rule}, got {value!r}")
+
+
+def _check_targets(config: TrainConfig, name: str, allowed: Sequence[str]) -> None:
+    targets = getattr(config, name)
+    if not isinstance(targets, tuple) or not all(isinstance(t, str) for t in targets):
+        raise ValueError(f"TrainConfig.{name} must be a list of layer names, got {targets!r}")
+    unknown = [t for t in targets if t not in allowed]
+    if unknown:
+        raise ValueError(f"TrainConfig.{name} has unknown layers {unknown}; allowed: {', '.join(allowed)}")
 
 
 @dataclass
@@ -330,7 +426,8 @@ class Trainer:
             return 1
         last = checkpoints[-1]
         saved = read_state(last)
-        if saved["config"] != self.config.to_dict() or saved["data_fingerprint"] != self.fingerprint:
+        same_settings = without_runtime_settings(saved["config"]) == self.config.result_settings()
+        if not same_settings or saved["data_fingerprint"] != self.fingerprint:
             raise ValueError(f"{last} was written by a run with another config or other data; "
                              "use a fresh output_dir or resume=False")
         load_epoch_checkpoint(last, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
@@ -501,8 +598,8 @@ def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig
 
     ``answer_checker(sample_row, generated_text) -> bool`` decides ``1[ŷ ≠ y]`` of Eq. 4 (default:
     normalised exact match of the ``<answer>`` blocks). ``resume=True`` continues from the last
-    complete ``epoch_NNN/`` in ``output_dir`` (same config and data required); ``resume=False``
-    deletes earlier checkpoints there. ``progress_callback`` gets event dicts on rank 0;
+    complete ``epoch_NNN/`` in ``output_dir`` (same data, same config up to its runtime fields);
+    ``resume=False`` deletes earlier checkpoints there. ``progress_callback`` gets event dicts on rank 0;
     ``step_callback(global_step, peft_model)`` runs on every rank after each step's backward (the
     gradients are complete and all-reduced) and before clipping.
     """
@@ -530,54 +627,3 @@ def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig
         return result
     finally:
         shutdown_distributed(ctx)
-
-
-# -- command line ---------------------------------------------------------------------------------
-def load_answer_checker(spec: str | None) -> AnswerChecker:
-    """``"package.module:function"`` → that function; ``None`` → the exact-match default."""
-    if not spec:
-        return exact_answer_match
-    module_name, _, attribute = spec.partition(":")
-    if not attribute:
-        raise ValueError(f"answer_checker must look like 'package.module:function', got {spec!r}")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
-def _grad_dumper(path: Path, rank: int) -> StepCallback:
-    """Save the trainable parameters' first-step gradients (rank 0) to verify data parallelism."""
-    def dump(step: int, model: nn.Module) -> None:
-        if step == 1 and rank == 0:
-            grads = {name: p.grad.detach().cpu().clone()
-                     for name, p in model.named_parameters() if p.grad is not None}
-            torch.save(grads, path)
-    return dump
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.vlm.train --config run.json`` (also under ``torchrun --nproc_per_node N``).
-
-    ``run.json``: ``{"model_dir": …, "samples": "<table>.parquet", "output_dir": …, "resume": true,
-    "answer_checker": "pkg.module:function" (optional), "model": {VLMConfig fields},
-    "train": {TrainConfig fields}}``. Rank 0 prints one JSON line per progress event.
-    """
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--dump-first-step-grads", type=Path, default=None,
-                        help="write the first optimizer step's LoRA gradients here (torch.save, rank 0)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run = json.loads(args.config.read_text())
-    rank = int(os.environ.get("RANK", "0"))
-    result = train_lora(
-        run["model_dir"], pd.read_parquet(run["samples"]), TrainConfig.from_dict(run.get("train", {})),
-        run["output_dir"], answer_checker=load_answer_checker(run.get("answer_checker")),
-        model_config=VLMConfig(**run.get("model", {})), resume=bool(run.get("resume", True)),
-        progress_callback=lambda event: print(json.dumps(event), flush=True),
-        step_callback=_grad_dumper(args.dump_first_step_grads, rank) if args.dump_first_step_grads else None,
-    )
-    logger.info("adapter in %s after %d steps", result.adapter_dir, result.global_step)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assets.paths import adapter_dir
 from models.spec import get_spec
+from models.storage import adapter_dir
 from pipelines.classify import EXIT_BAD_INPUT, main
 from resources.parquet_io import write_parquet_atomic
 from tests.cli_helpers import assert_one_line_error, read_only, run_cli

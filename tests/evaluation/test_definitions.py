@@ -30,6 +30,6 @@ def test_metrics_run_once_over_all_scenarios_not_in_per_scenario_jobs() -> None:
 
     metrics = {"lac_metrics", "lac_class_metrics", "lac_confusion"}
     assert keys("lac_metrics_job") == metrics
-    for job in ("full_pipeline", "refresh_from_split"):
+    for job in ("evaluation", "full_pipeline", "refresh_from_split"):
         assert {"lac_predictions", "lac_report"} <= keys(job) and not keys(job) & metrics
     assert defs.resolve_job_def("lac_metrics_job").partitions_def is None

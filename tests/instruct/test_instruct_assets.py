@@ -10,7 +10,7 @@ import pytest
 from dagster import materialize
 
 from assets.grounding import grounding
-from assets.instruct import augmented_images, cot_dataset, subquery_paraphrases
+from assets.instruction_data import augmented_images, cot_dataset, subquery_paraphrases
 from assets.split import loco_fc_split
 from models.grounding import BACKENDS
 from resources.grounding import Grounder

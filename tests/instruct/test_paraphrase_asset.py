@@ -11,8 +11,8 @@ import pytest
 from dagster import DagsterEventType, EnvVar, materialize
 from dagster._core.test_utils import instance_for_test
 
-import assets.retries
-from assets.instruct import subquery_paraphrases
+import resources.retries
+from assets.instruction_data import subquery_paraphrases
 from models.instruct.paraphrase import offline_paraphrases
 from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.parquet_io import ParquetIOManager
@@ -97,7 +97,7 @@ def test_endpoint_that_keeps_failing_is_reported(tmp_path) -> None:
 @pytest.fixture
 def project_endpoint(monkeypatch, tmp_path):
     """The paraphraser as the project builds it from LOGICLS_PARAPHRASE_*, on a loopback server."""
-    monkeypatch.setattr(assets.retries, "ENDPOINT_RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(resources.retries, "ENDPOINT_RETRY_WAIT_S", 0.0)
     monkeypatch.setenv("LOGICLS_PARAPHRASE_API_KEY", API_KEY)
     monkeypatch.setenv("LOGICLS_PARAPHRASE_MODEL", "para-llm")
     with FakeOpenAIServer(responder=_responder) as server:

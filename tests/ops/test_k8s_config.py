@@ -19,9 +19,9 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
-from assets.partitions import scenario_partitions
-from assets.tags import GPU_POOL, gpu_tags, gpus_requested
 from pipelines.deploy_k8s import build_k8s_definitions, gpu_pod_config, gpu_step_configs
+from resources.partitions import scenario_partitions
+from resources.tags import GPU_POOL, gpu_tags, gpus_requested
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -37,9 +37,9 @@ PG_ENV = {
 
 
 @asset(partitions_def=scenario_partitions, deps=["loco_fc_split"], tags=gpu_tags(2), pool=GPU_POOL,
-       group_name="training")
+       group_name="fine_tuning")
 def gpu_stage() -> None:
-    """Stands for a GPU-heavy stage (grounding, training) tagged the way the project tags them."""
+    """Stands for a GPU-heavy stage (grounding, fine_tuning) tagged the way the project tags them."""
 
 
 def _with_gpu_stage() -> Definitions:

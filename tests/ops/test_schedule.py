@@ -42,12 +42,13 @@ def _adapter(code_version: str):
 
 def _definitions(code_version: str = "1") -> Definitions:
     adapter = _adapter(code_version)
-    train = define_asset_job("train", selection=[adapter])
-    return Definitions(assets=[cot_data, adapter], jobs=[train], schedules=[build_retrain_schedule("train")])
+    fine_tuning = define_asset_job("fine_tuning", selection=[adapter])
+    return Definitions(assets=[cot_data, adapter], jobs=[fine_tuning],
+                       schedules=[build_retrain_schedule(fine_tuning.name)])
 
 
 def _tick(definitions: Definitions, instance):
-    schedule = definitions.resolve_schedule_def("retrain_train")
+    schedule = definitions.resolve_schedule_def("retrain_fine_tuning")
     context = build_schedule_context(instance=instance, repository_def=definitions.get_repository_def())
     return schedule.evaluate_tick(context)
 
@@ -70,7 +71,7 @@ def instance():
 def test_nothing_materialized_is_not_a_change(instance) -> None:
     result = _tick(_definitions(), instance)
     assert result.run_requests == []
-    assert "No inputs of train changed" in result.skip_message
+    assert "No inputs of fine_tuning changed" in result.skip_message
 
 
 def test_unchanged_inputs_skip_and_a_changed_upstream_requests_its_partition(instance) -> None:

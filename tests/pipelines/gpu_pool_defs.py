@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, Definitions, StaticPartitionsDefinition, asset, define_asset_job
 
-from assets.tags import GPU_POOL
 from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
+from resources.tags import GPU_POOL
 
 PARTITIONS = StaticPartitionsDefinition(["a", "b", "c"])
 

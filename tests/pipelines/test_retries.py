@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from dagster import RetryRequested
 
-from assets.retries import retry_on_endpoint_outage
 from models.llm import LLMBudgetExceeded, LLMError, LLMRejected, LLMUnavailable
+from resources.retries import retry_on_endpoint_outage
 
 
 def test_outage_is_retried_later() -> None:

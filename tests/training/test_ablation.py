@@ -8,13 +8,13 @@ from dagster import AssetKey, AssetSpec, PipesSubprocessClient, materialize
 
 from assets.ablation import TABLE_III_ROWS, lac_ablation
 from assets.evaluation import table_iii
-from assets.instruct import subquery_paraphrases
-from assets.partitions import scenario_partitions
+from assets.instruction_data import subquery_paraphrases
 from assets.split import loco_fc_split
 from models.objects import object_from_mask, objects_to_frame
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager, write_parquet_atomic
+from resources.partitions import scenario_partitions
 from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import small_tree, split_frame
 

@@ -21,10 +21,10 @@ from tests.training.test_fine_tuning_asset import _cot_rows
 
 REPO = Path(__file__).resolve().parents[2]
 SELECT = "vlm_adapter,difficulty_scores,resampling_probabilities"
-CONFIG = {"ops": {"fine_tuning": {"config": {
+CONFIG = {"ops": {"vlm_adapter": {"config": {
     "num_epochs": 3, "samples_per_epoch": 96, "per_device_batch_size": 4, "score_max_samples": 12,
     "score_batch_size": 12, "max_new_tokens": 16}}}}
-WORKER = "pipelines.train_worker"
+WORKER = "models.vlm.fine_tuning"
 
 
 def _workers(run_file: Path) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from dagster import AssetKey, PipesSubprocessClient, asset, materialize
 from PIL import Image
 
-from assets.partitions import scenario_partitions
-from assets.training import FineTuneConfig, fine_tuning
+from assets.fine_tuning import vlm_adapter
+from models.vlm.presets import LORA_R16_ATTENTION, TINY
+from resources.fine_tuning import FineTuneConfig
 from resources.parquet_io import ParquetIOManager
+from resources.partitions import scenario_partitions
 from resources.vlm import VisionLanguageModel
 
 
@@ -57,10 +60,10 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
         "vlm": VisionLanguageModel(storage_dir=str(storage), max_pixels=56 * 56, min_pixels=28 * 28),
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
     }
-    config = {"ops": {"fine_tuning": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
+    config = {"ops": {"vlm_adapter": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
                                                  "score_batch_size": 12, "max_new_tokens": 24,
                                                  "samples_per_epoch": 12}}}}
-    result = materialize([cot_stand_in, fine_tuning], partition_key="pushpins", resources=resources,
+    result = materialize([cot_stand_in, vlm_adapter], partition_key="pushpins", resources=resources,
                          run_config=config)
     assert result.success
     adapter = storage / "checkpoints/vlm_adapter/pushpins/final"
@@ -72,7 +75,7 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
                                (~difficulty["correct"]).astype(float) + 0.2 * difficulty["perplexity"])
     probabilities = pd.read_parquet(storage / "resampling_probabilities/pushpins.parquet")
     np.testing.assert_allclose(probabilities.groupby("epoch")["probability"].sum(), 1.0)
-    meta = result.asset_materializations_for_node("fine_tuning")
+    meta = result.asset_materializations_for_node("vlm_adapter")
     adapter_meta = next(m for m in meta if m.asset_key == AssetKey("vlm_adapter")).metadata
     assert adapter_meta["adapter_dir"].value == str(adapter)
     assert "RANDOM weights" in adapter_meta["base_model_note"].value
@@ -83,8 +86,22 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
 
 
 def test_train_config_presets() -> None:
-    paper = FineTuneConfig().train_config(tiny_model=False, max_new_tokens=64)
-    assert paper.learning_rate == 1e-4 and paper.lora_targets == ("q_proj", "k_proj", "v_proj", "o_proj")
+    real = FineTuneConfig().train_config(tiny_model=False, max_new_tokens=64)
+    assert real == dataclasses.replace(LORA_R16_ATTENTION, max_new_tokens=64)
+    assert real.learning_rate == 1e-4 and real.lora_targets == ("q_proj", "k_proj", "v_proj", "o_proj")
+    assert (real.alpha, real.beta) == (1.0, 0.2)  # Eq. 4's weights, the paper's
     custom = FineTuneConfig(learning_rate=3e-4, lora_targets=["q_proj"], gamma=2.0).train_config(True, 64)
     assert custom.learning_rate == 3e-4 and custom.lora_targets == ("q_proj",) and custom.gamma == 2.0
-    assert custom.max_new_tokens == 64
+    assert custom.max_new_tokens == 64 and custom.samples_per_epoch == TINY.samples_per_epoch
+
+
+def test_a_renamed_or_unknown_preset_says_what_to_set() -> None:
+    with pytest.raises(ValueError, match=r"'paper' is now called 'lora_r16_attention'.*not the paper's"):
+        FineTuneConfig(preset="paper").train_config(tiny_model=False, max_new_tokens=64)
+    with pytest.raises(ValueError, match="unknown training preset 'big'; choose auto, lora_r16_attention, tiny"):
+        FineTuneConfig(preset="big").train_config(tiny_model=False, max_new_tokens=64)
+
+
+def test_a_bad_launchpad_value_fails_before_training() -> None:
+    with pytest.raises(ValueError, match=r"TrainConfig\.lr_schedule must be one of constant, linear, cosine"):
+        FineTuneConfig(lr_schedule="cosin").train_config(tiny_model=True, max_new_tokens=64)

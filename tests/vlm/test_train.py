@@ -1,6 +1,8 @@
 """Training: the loss falls, the per-epoch tables follow the contract, resume is exact."""
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from models.vlm.checkpoint import COMPLETE
-from models.vlm.train import DIFFICULTY_COLUMNS, TrainConfig, train_lora
+from models.vlm.train import DIFFICULTY_COLUMNS, RUNTIME_SETTINGS, TrainConfig, train_lora
 
 
 def test_loss_falls_and_greedy_output_learns_the_targets(overfit_run):
@@ -144,3 +146,64 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, sample_
     assert grads[True].keys() == grads[False].keys()
     for name, grad in grads[False].items():
         torch.testing.assert_close(grads[True][name], grad, rtol=1e-5, atol=1e-8)
+
+
+def _crash_in_epoch_2_of_2_steps(step, model):
+    if step == 3:  # two steps per epoch: epoch 2 runs steps 3-4
+        raise Crash("simulated kill")
+
+
+def test_changing_a_runtime_setting_resumes(tiny_model_dir, sample_factory, tmp_path):
+    """The scoring batch size and the logging interval change speed, not the result: the run goes on."""
+    samples = sample_factory(4)
+    config = TrainConfig(num_epochs=2, samples_per_epoch=4, per_device_batch_size=2, gradient_accumulation_steps=1,
+                         lora_r=2, lora_alpha=4, max_new_tokens=4, score_batch_size=4, log_every_steps=1)
+    with pytest.raises(Crash):
+        train_lora(tiny_model_dir, samples, config, tmp_path, step_callback=_crash_in_epoch_2_of_2_steps)
+    faster = dataclasses.replace(config, score_batch_size=1, log_every_steps=5)
+    resumed = train_lora(tiny_model_dir, samples, faster, tmp_path)
+    assert resumed.resumed_from_epoch == 1 and len(resumed.epoch_losses) == 2
+    assert json.loads((tmp_path / "epoch_002" / "state.json").read_text())["config"]["score_batch_size"] == 1
+
+
+def test_train_config_fields_carry_help() -> None:
+    missing = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help")]
+    assert missing == []
+    assert {"num_workers", "score_batch_size", "log_every_steps", "gradient_checkpointing"} == RUNTIME_SETTINGS
+    assert TrainConfig(lora_targets=["q_proj"], adam_betas=[0.8, 0.9]).lora_targets == ("q_proj",)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("lr_schedule", "cosin", "TrainConfig.lr_schedule must be one of constant, linear, cosine, got 'cosin'"),
+    ("num_epochs", 0, "TrainConfig.num_epochs must be an integer >= 1, got 0"),
+    ("per_device_batch_size", 2.0, "TrainConfig.per_device_batch_size must be an integer >= 1, got 2.0"),
+    ("gradient_accumulation_steps", True, "TrainConfig.gradient_accumulation_steps must be an integer >= 1"),
+    ("seed", -1, "TrainConfig.seed must be an integer >= 0"),
+    ("warmup_steps", -1, "TrainConfig.warmup_steps must be an integer >= 0"),
+    ("samples_per_epoch", 0, "TrainConfig.samples_per_epoch must be an integer >= 1"),
+    ("score_max_samples", 0, "TrainConfig.score_max_samples must be an integer >= 1"),
+    ("score_batch_size", 0, "TrainConfig.score_batch_size must be an integer >= 1"),
+    ("max_new_tokens", 0, "TrainConfig.max_new_tokens must be an integer >= 1"),
+    ("max_length", 0, "TrainConfig.max_length must be an integer >= 1"),
+    ("lora_r", 0, "TrainConfig.lora_r must be an integer >= 1"),
+    ("learning_rate", 0.0, "TrainConfig.learning_rate must be a number > 0"),
+    ("learning_rate", float("nan"), "TrainConfig.learning_rate must be a number > 0"),
+    ("weight_decay", -0.1, "TrainConfig.weight_decay must be a number >= 0"),
+    ("max_grad_norm", 0.0, "TrainConfig.max_grad_norm must be a number > 0 (or None: no clipping)"),
+    ("lora_dropout", 1.0, "TrainConfig.lora_dropout must be a number in [0, 1)"),
+    ("adam_betas", (0.9, 1.0), "TrainConfig.adam_betas must be two numbers in [0, 1)"),
+    ("adam_betas", (0.9,), "TrainConfig.adam_betas must be two numbers in [0, 1)"),
+    ("alpha", -1.0, "TrainConfig.alpha must be a number >= 0"),
+    ("beta", -0.2, "TrainConfig.beta must be a number >= 0"),
+    ("gamma", 0.0, "TrainConfig.gamma must be a number > 0"),
+    ("lora_targets", ("q_proj", "qkv"), "TrainConfig.lora_targets has unknown layers ['qkv']; allowed: q_proj"),
+    ("vision_lora_targets", ("q_proj",), "TrainConfig.vision_lora_targets has unknown layers ['q_proj']"),
+    ("lora_targets", (), "TrainConfig: no LoRA targets; set lora_targets or vision_lora_targets"),
+    ("resampling", "yes", "TrainConfig.resampling must be true or false, got 'yes'"),
+    ("group_key", "", "TrainConfig.group_key must name a sample column"),
+])
+def test_train_config_refuses_a_bad_value_naming_the_field(name, value, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**{name: value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.from_dict({name: list(value) if isinstance(value, tuple) else value})  # as JSON has it

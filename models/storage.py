@@ -1,14 +1,18 @@
 """Storage locations of the assets that are folders rather than tables (checkpoints, reports).
 
-One place for these conventions, so the training asset, the evaluation assets and the
-command-line classifier agree on where an adapter or a report lives.
+One place for these conventions, so the fine-tuning and evaluation assets and the command-line
+classifier agree on where an adapter or a report lives. Plain Python: the core, the assets and the
+command-line entry points all build their paths here.
 """
 
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The repository: the default storage lives here, and ``python -m`` entry points run from here."""
+
 
 def training_dir(storage_dir: str | Path, scenario: str) -> Path:
-    """Per-epoch checkpoints of the scenario's fine-tuning run (``epoch_NNN/``, ``final/``)."""
+    """The scenario's fine-tuning runs (``run-<key>/``, see `models.vlm.fine_tuning`) and its adapter (``final/``)."""
     return Path(storage_dir) / "checkpoints" / "vlm_adapter" / scenario
 
 

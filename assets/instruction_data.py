@@ -1,4 +1,4 @@
-"""Stage 3: instruction data, i.e. subquery paraphrases, augmented images and the CoT data set."""
+"""Stage 4: instruction data, i.e. subquery paraphrases, augmented images and the CoT data set."""
 
 import json
 from pathlib import Path
@@ -17,9 +17,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import frame_data_version, image_markdown, markdown_table
-from assets.partitions import scenario_partitions, spec_for
-from assets.retries import retry_on_endpoint_outage
 from models.grounding import draw_overlay, ground_images, queries_from_spec
 from models.images import read_rgb
 from models.instruct.augment import (
@@ -51,6 +48,9 @@ from models.spec import ScenarioSpec, inverse, paraphrase_invariants
 from resources.grounding import Grounder
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
+from resources.metadata import frame_data_version, image_markdown, markdown_table
+from resources.partitions import scenario_partitions, spec_for
+from resources.retries import retry_on_endpoint_outage
 
 PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "source", "model"]
 VISIBLE_TARGET = 0.9  # share of cut-paste images whose edit grounding must see again
@@ -71,7 +71,6 @@ class ParaphraseConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"openai", "parquet"},
     check_specs=[
         AssetCheckSpec("paraphrase_counts", asset="subquery_paraphrases",
@@ -141,7 +140,6 @@ class AugmentedImagesConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"opencv", "parquet"},
     check_specs=[
         AssetCheckSpec("augmented_labels_follow_h", asset="augmented_images", blocking=True,
@@ -256,7 +254,6 @@ class CotDatasetConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     code_version="1",
-    group_name="instruction_data",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("cot_answers_parse", asset="cot_dataset", blocking=True,
