@@ -62,18 +62,21 @@ def sample_factory(image_dir: Path):
 
 
 # LoRA on attention and MLP of the language model: attention alone fits a random 0.2 M-parameter
-# model too slowly for a unit test (see the report); lr 5e-3 escapes the initial plateau reliably.
+# model too slowly for a unit test. The schedule anneals (cosine to 0), so the last steps barely
+# move the weights and the greedy answers scored at the end do not hang on one late loss spike; 600
+# steps at lr 3e-3 learn every colour on 15 of 16 seeds and on 9 of 9 base weights perturbed by 1e-6
+# (a stand-in for another CPU's rounding); the constant lr 5e-3 of 300 steps ended at 0 % on AMD.
 OVERFIT_CONFIG = {
     "num_epochs": 2,
-    "samples_per_epoch": 150,
+    "samples_per_epoch": 300,
     "per_device_batch_size": 1,
     "gradient_accumulation_steps": 1,
-    "learning_rate": 5e-3,
-    "lr_schedule": "constant",
+    "learning_rate": 3e-3,
+    "lr_schedule": "cosine",
     "lora_dropout": 0.0,
     "lora_targets": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "max_new_tokens": 32,
-    "log_every_steps": 10,
+    "log_every_steps": 20,
 }
 
 
