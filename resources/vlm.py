@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 
 from dagster import ConfigurableResource
-from filelock import FileLock
 from pydantic import Field
 
 from models.vlm import VisionLanguageModel as LoadedVLM
-from models.vlm import VLMConfig, build_tiny_qwen25vl
+from models.vlm import VLMConfig, ensure_tiny_qwen25vl
 
 TINY_NOTE = (
     "tiny built-in Qwen2.5-VL-architecture model with RANDOM weights: its results only show that the chain "
@@ -42,17 +41,11 @@ class VisionLanguageModel(ConfigurableResource):
         return not self.checkpoint_dir
 
     def model_dir(self) -> Path:
-        """The checkpoint directory, building the tiny model once (safe across processes)."""
+        """The checkpoint directory, building the tiny model once (atomic, safe across processes)."""
         if not self.is_tiny:
             return Path(self.checkpoint_dir).expanduser()
         target = Path(self.storage_dir) / "models" / f"tiny-qwen2.5-vl-seed{self.tiny_seed}"
-        if (target / "config.json").is_file():
-            return target  # nothing to build: no lock either, so a read-only storage serves it
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not (target / "config.json").is_file():
-                build_tiny_qwen25vl(target, seed=self.tiny_seed)
-        return target
+        return ensure_tiny_qwen25vl(target, seed=self.tiny_seed)
 
     def vlm_config(self) -> VLMConfig:
         return VLMConfig(dtype=self.dtype, device=self.device, attn_implementation=self.attn_implementation,

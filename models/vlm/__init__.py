@@ -6,7 +6,7 @@ from models.vlm.inference import ImageFeatureCache, generate, generate_with_imag
 from models.vlm.model import VisionLanguageModel, VLMConfig
 from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match, extract_answer, format_target
 from models.vlm.resampling import difficulty, group_probabilities
-from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl
+from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl, ensure_tiny_qwen25vl
 from models.vlm.train import DIFFICULTY_COLUMNS, SAMPLE_COLUMNS, TrainConfig, TrainResult, train_lora
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "build_messages",
     "build_tiny_qwen25vl",
     "difficulty",
+    "ensure_tiny_qwen25vl",
     "exact_answer_match",
     "extract_answer",
     "format_target",

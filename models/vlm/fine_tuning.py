@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from dagster_pipes import PipesContext, PipesEnvVarParamsLoader, open_dagster_pipes
+from safetensors.torch import save_file
 from torch import nn
 
 from models.atomic import write_bytes_atomic, write_text_atomic
@@ -262,9 +262,9 @@ def _grad_dumper(path: Path, rank: int) -> Callable[[int, nn.Module], None]:
     """Save the trainable parameters' first-step gradients (rank 0) to verify data parallelism."""
     def dump(step: int, model: nn.Module) -> None:
         if step == 1 and rank == 0:
-            grads = {name: p.grad.detach().cpu().clone()
+            grads = {name: p.grad.detach().cpu().contiguous()
                      for name, p in model.named_parameters() if p.grad is not None}
-            torch.save(grads, path)
+            save_file(grads, path)
     return dump
 
 
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # not --run: torchrun's parser would take it for an abbreviation of its own --run-path
     parser.add_argument("--run-file", required=True, type=Path, help=f"the run's {RUN_FILE} (FineTuningRun.prepare)")
     parser.add_argument("--dump-first-step-grads", type=Path, default=None,
-                        help="write the first optimizer step's LoRA gradients here (torch.save, rank 0)")
+                        help="write the first optimizer step's LoRA gradients here (safetensors, rank 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run = RunFile.read(args.run_file)

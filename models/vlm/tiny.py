@@ -18,14 +18,19 @@ Choices that matter (checked on this machine, see the shared notes):
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import os
 import random
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (
     Qwen2_5_VLConfig,
@@ -40,6 +45,9 @@ from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 from models.vlm.prompt import CASE_HEADER, CASE_OUTPUT, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER, TEST_OUTPUT
 
 logger = logging.getLogger(__name__)
+
+BUILD_MARKER = "tiny-build.json"  # written last: seed and config of a whole build
+_TMP_INFIX = ".tmp-"
 
 # Order as in Qwen2.5-VL's vocabulary (ids 151643…151656 there).
 QWEN_SPECIAL_TOKENS = (
@@ -279,16 +287,78 @@ def build_tiny_qwen25vl(out_dir: str | Path, seed: int = 0, config: TinyQwenConf
     """Build a tiny Qwen2.5-VL and ``save_pretrained`` it (safetensors) with its processor.
 
     The result loads with ``AutoModelForImageTextToText`` / ``AutoProcessor.from_pretrained(out_dir)``
-    exactly like a downloaded checkpoint.
+    exactly like a downloaded checkpoint. It is written into a temporary sibling folder, completed by
+    :data:`BUILD_MARKER`, and renamed into place, so ``out_dir`` is either whole or untouched by a
+    build that dies half-way (an existing ``out_dir`` is replaced only by a whole new one).
     """
     config = config or TinyQwenConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model, processor = create_tiny_qwen25vl(seed, config)
-    tokenizer = processor.tokenizer
-    model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    n_parameters = sum(p.numel() for p in model.parameters())
-    (out / "README.md").write_text(_model_card(config, seed, n_parameters))
-    logger.info("built tiny Qwen2.5-VL (%d parameters, vocab %d) in %s", n_parameters, len(tokenizer), out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{_TMP_INFIX}"))
+    try:
+        model, processor = create_tiny_qwen25vl(seed, config)
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        n_parameters = sum(p.numel() for p in model.parameters())
+        (tmp / "README.md").write_text(_model_card(config, seed, n_parameters))
+        (tmp / BUILD_MARKER).write_text(json.dumps(_build_record(seed, config), sort_keys=True))
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("built tiny Qwen2.5-VL (%d parameters, vocab %d) in %s", n_parameters, len(processor.tokenizer), out)
     return out
+
+
+def is_complete_build(directory: str | Path, seed: int = 0, config: TinyQwenConfig | None = None) -> bool:
+    """Whether ``directory`` holds a whole tiny model built with this ``seed`` and ``config``.
+
+    A folder built before :data:`BUILD_MARKER` existed counts as whole when its model card, which
+    that builder wrote last, is there (so it is neither rebuilt nor locked, e.g. on read-only storage).
+    """
+    directory = Path(directory)
+    marker = directory / BUILD_MARKER
+    if not marker.exists():
+        return (directory / "README.md").is_file() and (directory / "config.json").is_file()
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return record == _build_record(seed, config or TinyQwenConfig())
+
+
+def ensure_tiny_qwen25vl(out_dir: str | Path, seed: int = 0, config: TinyQwenConfig | None = None) -> Path:
+    """The tiny model at ``out_dir``, built on first use; safe for concurrent callers.
+
+    A whole build (:func:`is_complete_build`) is served without taking any lock (a finished folder
+    only ever appears by a rename). Otherwise one caller at a time, under ``<out_dir>.lock``, removes
+    what killed builds left (a half-written ``out_dir`` from before builds were atomic, temporary
+    folders) and builds.
+    """
+    out = Path(out_dir)
+    if is_complete_build(out, seed, config):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.with_name(out.name + ".lock"))):
+        if is_complete_build(out, seed, config):
+            return out
+        for debris in out.parent.glob(f".{glob.escape(out.name)}{_TMP_INFIX}*"):
+            shutil.rmtree(debris, ignore_errors=True)
+        if out.exists():
+            logger.warning("%s is not a whole tiny model build (a build was interrupted): rebuilding it", out)
+        return build_tiny_qwen25vl(out, seed, config)
+
+
+def _build_record(seed: int, config: TinyQwenConfig) -> dict:
+    return json.loads(json.dumps({"seed": seed, "config": asdict(config)}))
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; a ``target`` already there is first moved aside, then deleted."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_TMP_INFIX}old-"))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -62,18 +62,22 @@ def sample_factory(image_dir: Path):
 
 
 # LoRA on attention and MLP of the language model: attention alone fits a random 0.2 M-parameter
-# model too slowly for a unit test (see the report); lr 5e-3 escapes the initial plateau reliably.
+# model too slowly for a unit test. The schedule anneals (cosine to 0), so the last steps barely
+# move the weights and the answers scored at the end do not hang on a late loss spike. Measured on
+# an AMD EPYC: with base weights perturbed by 1e-6 (a stand-in for another CPU's rounding) this
+# config scored 1.0 in 9 of 9 runs; over seeds 0-15, 1.0 in 15 and 0.75 in one. The former constant
+# lr 5e-3 over 300 steps scored 0.0, 1.0, 0.25, 0.75, 0.0, 0.75 under the same perturbations.
 OVERFIT_CONFIG = {
     "num_epochs": 2,
-    "samples_per_epoch": 150,
+    "samples_per_epoch": 300,
     "per_device_batch_size": 1,
     "gradient_accumulation_steps": 1,
-    "learning_rate": 5e-3,
-    "lr_schedule": "constant",
+    "learning_rate": 3e-3,
+    "lr_schedule": "cosine",
     "lora_dropout": 0.0,
     "lora_targets": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "max_new_tokens": 32,
-    "log_every_steps": 10,
+    "log_every_steps": 20,
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from models.vlm.fine_tuning import FineTuningRun
 from models.vlm.train import TrainConfig
@@ -33,7 +34,7 @@ def _train(tmp_path: Path, name: str, tiny_model_dir: Path, samples, nproc: int,
     """Train in a run folder under ``tmp_path/name``; the progress events rank 0 printed."""
     run = FineTuningRun.prepare(tmp_path / name, samples, TrainConfig.from_dict({**BASE_TRAIN, **train}),
                                 model_dir=tiny_model_dir, base_model_hash="tiny")
-    done = _run([*run.command(nproc), "--dump-first-step-grads", str(tmp_path / f"{name}.pt")])
+    done = _run([*run.command(nproc), "--dump-first-step-grads", str(tmp_path / f"{name}.safetensors")])
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
@@ -47,7 +48,7 @@ def test_two_process_gloo_gradients_equal_one_process(tiny_model_dir, sample_fac
                     gradient_accumulation_steps=1)
     assert [e["event"] for e in events] == ["step", "epoch_end", "finished"]  # rank 0 reports alone
 
-    one, two = torch.load(tmp_path / "single.pt"), torch.load(tmp_path / "double.pt")
+    one, two = load_file(tmp_path / "single.safetensors"), load_file(tmp_path / "double.safetensors")
     assert one.keys() == two.keys() and len(one) == 16  # lora_A and lora_B of q/k/v/o in 2 layers
     for name in one:
         assert one[name].abs().sum() > 0 or "lora_A" in name  # B starts at zero, so A's grad is zero

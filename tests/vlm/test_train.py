@@ -12,12 +12,13 @@ from safetensors.torch import load_file
 
 from models.vlm.checkpoint import COMPLETE
 from models.vlm.train import DIFFICULTY_COLUMNS, RUNTIME_SETTINGS, TrainConfig, train_lora
+from tests.vlm.conftest import OVERFIT_CONFIG
 
 
 def test_loss_falls_and_greedy_output_learns_the_targets(overfit_run):
     result, events = overfit_run
     curve = [e["loss"] for e in events if e["event"] == "step"]
-    print("loss every 10 steps:", [round(x, 3) for x in curve])
+    print(f"loss every {OVERFIT_CONFIG['log_every_steps']} steps:", [round(x, 3) for x in curve])
     assert len(curve) == 30
     assert curve[-1] < 0.2 * curve[0]
     assert result.epoch_losses[1] < 0.5 * result.epoch_losses[0]
@@ -45,7 +46,7 @@ def test_per_epoch_tables_follow_the_contract(overfit_run, samples):
         assert (checkpoint / COMPLETE).is_file()
         assert (checkpoint / "adapter" / "adapter_model.safetensors").is_file()
         state = json.loads((checkpoint / "state.json").read_text())
-        assert state["config"]["learning_rate"] == 5e-3
+        assert state["config"]["learning_rate"] == OVERFIT_CONFIG["learning_rate"]
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
 
 
