@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from models.spec import ScenarioSpec
 
 # Bump when a backend's output for the same image and config changes, so old caches are not reused.
-GROUNDING_VERSION = 1
+GROUNDING_VERSION = 2
 
 # Backends by name, as "module:class". Add a backend here and nowhere else.
 BACKENDS: dict[str, str] = {
@@ -155,10 +155,13 @@ class GroundingBackend(ABC):
     """Finds the queried objects in one image.
 
     Subclasses set :attr:`name`, take a :class:`GroundingConfig` and implement :meth:`ground` and
-    :meth:`fingerprint`.
+    :meth:`fingerprint`. What an object *is* beyond its label (a screw's length class, a cable's
+    colour) is written by the attribute stage after every backend
+    (:mod:`models.grounding.attributes`); :attr:`attributes` lists what a backend writes itself.
     """
 
     name: ClassVar[str]
+    attributes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: GroundingConfig) -> None:
         self.config = config

@@ -9,15 +9,17 @@ the ``grounding_quality`` asset computes them: on the images LOCO FC uses (``tra
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from models.grounding.base import GroundingBackend, ObjectQuery
+from models.grounding.attributes import Calibration
+from models.grounding.base import GroundingBackend, queries_from_spec
 from models.grounding.quality import ALL_LABELS, attribute_accuracy, grounding_quality
 from models.grounding.run import ground_images
+from models.spec import ScenarioSpec
+from models.split import normal_training_ids
 
 LOCO_FC_SOURCES = ("train/good", "test/good", "test/logical_anomalies")
 
@@ -27,7 +29,8 @@ class GeneratedEvaluation:
     """One scenario's grounding against its annotations.
 
     ``quality`` has :func:`grounding_quality`'s rows plus ``count_accuracy_normal`` (the same share
-    on normal images only); ``attributes`` has :func:`attribute_accuracy`'s rows.
+    on normal images only); ``attributes`` has :func:`attribute_accuracy`'s rows for the attributes
+    the spec declares; ``calibration`` is the attribute stage's, fitted on ``train/good``.
     """
 
     scenario: str
@@ -36,6 +39,7 @@ class GeneratedEvaluation:
     attributes: pd.DataFrame
     n_images: int
     seconds: float
+    calibration: Calibration | None = None
 
     @property
     def images_per_s(self) -> float:
@@ -48,30 +52,28 @@ class GeneratedEvaluation:
 
 
 def loco_fc_images(generated_dir: str | Path, scenario: str) -> pd.DataFrame:
-    """The generated images LOCO FC uses: ``image_id``, absolute ``image_path`` and ``n_defect_types``."""
+    """The generated images LOCO FC uses: ``image_id``, absolute ``image_path``, ``source``, ``labels``
+    and ``n_defect_types``."""
     generated_dir = Path(generated_dir)
     images = pd.read_parquet(generated_dir / "annotations" / f"{scenario}_images.parquet")
     images = images[images["source"].isin(LOCO_FC_SOURCES)].sort_values("image_id")
     root = generated_dir / "loco"
     paths = [str(root / p) for p in images["image_path"]]
-    return images.assign(image_path=paths)[["image_id", "image_path", "n_defect_types"]]
+    return images.assign(image_path=paths)[["image_id", "image_path", "source", "labels", "n_defect_types"]]
 
 
 def evaluate_generated(
-    backend: GroundingBackend,
-    generated_dir: str | Path,
-    scenario: str,
-    queries: Sequence[ObjectQuery],
-    attributes: Mapping[str, Sequence[str]],
-    iou: float = 0.5,
+    backend: GroundingBackend, generated_dir: str | Path, spec: ScenarioSpec, iou: float = 0.5
 ) -> GeneratedEvaluation:
     """Ground a generated scenario's LOCO FC images and measure them against its annotations."""
+    scenario = spec.scenario
     images = loco_fc_images(generated_dir, scenario)
     truth = pd.read_parquet(Path(generated_dir) / "annotations" / f"{scenario}.parquet")
     truth = truth[truth["image_id"].isin(images["image_id"])]
+    queries = queries_from_spec(spec)
     start = time.perf_counter()
     run = ground_images(backend, list(zip(images["image_id"], images["image_path"], strict=True)), queries,
-                        progress=False)
+                        progress=False, spec=spec, normal_ids=normal_training_ids(images))
     seconds = time.perf_counter() - start
     if len(run.failures):
         raise RuntimeError(f"grounding failed on {len(run.failures)} images: {run.failures['error'].iloc[0]}")
@@ -84,7 +86,7 @@ def evaluate_generated(
         on="label",
         how="left",
     )
-    wanted = {k: v for k, v in attributes.items() if k in labels}
+    wanted = {o.name: o.attributes for o in spec.objects if o.attributes}
     return GeneratedEvaluation(
         scenario=scenario,
         objects=run.objects,
@@ -92,4 +94,5 @@ def evaluate_generated(
         attributes=attribute_accuracy(run.objects, truth, wanted, iou=iou),
         n_images=len(images),
         seconds=seconds,
+        calibration=run.calibration,
     )
