@@ -20,7 +20,7 @@ from pydantic import Field
 from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
 from assets.retries import retry_on_endpoint_outage
-from models.grounding import draw_overlay, ground_images, queries_from_spec
+from models.grounding import Calibration, calibration_of, draw_overlay, ground_images, queries_from_spec
 from models.images import read_rgb
 from models.instruct.augment import (
     CUT_PASTE,
@@ -182,7 +182,7 @@ def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConf
     bad = h_disagreements(spec, table)
     yield AssetCheckResult(check_name="augmented_labels_follow_h", passed=not bad,
                            metadata={"disagreements": len(bad), "examples": MetadataValue.json(bad[:10])})
-    yield _visibility_check(spec, table, grounder, config.reground_limit, config.seed)
+    yield _visibility_check(spec, table, grounder, calibration_of(grounding), config.reground_limit, config.seed)
 
 
 def _remove_stale_images(out_dir: Path, kept: pd.Series) -> None:
@@ -206,9 +206,10 @@ def _before_after(examples: list[tuple[Parent, Augmentation]]) -> str:
     return "\n\n".join(parts) or "no cut-paste edit changed a label"
 
 
-def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounder, limit: int,
-                      seed: int) -> AssetCheckResult:
-    """Ground a seeded sample of the cut-paste images again with the configured backend and compare."""
+def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounder, calibration: Calibration | None,
+                      limit: int, seed: int) -> AssetCheckResult:
+    """Ground a seeded sample of the cut-paste images again with the configured backend and the grounding's
+    attribute calibration, and compare."""
     cut = table[table["kind"].isin(CUT_PASTE)]
     if cut.empty:
         return AssetCheckResult(check_name="cut_paste_visible", passed=True, severity=AssetCheckSeverity.WARN,
@@ -217,7 +218,8 @@ def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounde
     try:  # a missing checkpoint or a backend without this scenario's objects must not fail the asset
         backend = grounder.build()
         run = ground_images(backend, list(zip(sample["aug_id"], sample["image_path"], strict=True)),
-                            queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False)
+                            queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False, spec=spec,
+                            calibration=calibration)
     except Exception as err:
         return AssetCheckResult(check_name="cut_paste_visible", passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"error": f"grounding again failed: {type(err).__name__}: {err}"})
