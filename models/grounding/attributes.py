@@ -912,9 +912,10 @@ def check_attributes(spec: ScenarioSpec, backend_name: str, backend_attributes: 
                 else provider.supports(spec, obj.name)  # fmt: skip
             if reason is None:
                 continue
-            used = readers.get((obj.name, attribute))
-            what = (f"the measure of subquery {', '.join(repr(s) for s in used)} reads" if used
-                    else "the spec declares")  # fmt: skip
+            used = readers.get((obj.name, attribute), [])
+            names = ", ".join(repr(s) for s in used)
+            what = {0: "the spec declares", 1: f"the measure of subquery {names} reads"}.get(
+                len(used), f"the measures of subqueries {names} read")
             problems.append(f"{what} attribute {attribute!r} of {obj.name!r}, but {reason}")
     if problems:
         raise AttributeUnavailableError(
