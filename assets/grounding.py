@@ -29,7 +29,7 @@ QUALITY_TARGET = 0.9
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
+    code_version="2",
     group_name="grounding",
     kinds={"pytorch", "parquet"},
     pool="gpu",

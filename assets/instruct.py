@@ -257,7 +257,7 @@ class CotDatasetConfig(Config):
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
+    code_version="2",
     group_name="instruction_data",
     kinds={"pandas", "parquet"},
     check_specs=[
