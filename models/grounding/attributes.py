@@ -101,7 +101,7 @@ class Calibration:
 
 
 def _round(value: Any) -> Any:
-    """Floats rounded to 4 significant decimals, recursively: a stable, readable calibration file."""
+    """Floats rounded to 4 decimals, recursively: a stable, readable calibration."""
     if isinstance(value, float | np.floating):
         return round(float(value), 4)
     if isinstance(value, dict):
@@ -329,7 +329,9 @@ class LengthClass(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"long_share_of_height": self.DEFAULT_LONG, "short_share_of_long": self.DEFAULT_SHORT}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         long_px = params.get("long_px", params.get("long_share_of_height", self.DEFAULT_LONG) * image.height)
         short_px = params.get("short_px", params.get("short_share_of_long", self.DEFAULT_SHORT) * long_px)
         centres = sorted({**{k: r * long_px for k, r in self.RATIOS.items()}, "short": short_px,
@@ -399,7 +401,9 @@ class Clamps(Provider):
         norm = math.hypot(dx, dy) or 1.0
         return (dx / norm, dy / norm) if dy >= 0 else (-dx / norm, -dy / norm)
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         return {"clamps": len(self.levers(image, index, params))}
 
 
@@ -408,7 +412,9 @@ class Side(Provider):
 
     attributes = ("side",)
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         return {"side": side_of(image.objects[index], image.width)}
 
 
@@ -454,7 +460,9 @@ class Colour(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"centroids": self.references(spec, label)}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         return {"colour": nearest(self.features(image, index)["lab"], params["centroids"])}
 
 
@@ -525,7 +533,9 @@ class Fruit(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"centroids": self.references(spec, label)}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         return {"fruit": nearest(self.features(image, index)["lab"], params["centroids"])}
 
 
@@ -564,7 +574,9 @@ class Terminals(Provider):
                 contacts.append([j, float(xs.mean()), float(ys.mean())])
         return {"contacts": contacts}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         ends: list[int | None] = [None, None]
         clamps = PROVIDERS["clamps"]
         assert isinstance(clamps, Clamps)
@@ -605,7 +617,9 @@ class Cell(Provider):
             return f"it needs a grid({label!r}, container, rows, cols) measure in the spec"
         return None
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         _, container, rows, cols = grid_of(spec, label=image.objects[index].label)  # type: ignore[misc]
         holders = [image.objects[i] for i in image.indices([container])]
         if not holders:
@@ -670,7 +684,9 @@ class Separators(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"wall_strength": self.DEFAULT_STRENGTH}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         threshold = 1.0 + 0.5 * (params["wall_strength"] - 1.0)
         missing = [[a, b] for a, b, strength in self.features(image, index)["walls"] if strength < threshold]
         return {"separators_complete": not missing, "missing_separators": missing}
@@ -721,7 +737,9 @@ class Fill(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"level": self.DEFAULT_LEVEL, "tolerance": self.TOLERANCE * self.DEFAULT_LEVEL}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         level = self.level(spec, image, index)
         if level is None:
             return {}
@@ -762,7 +780,9 @@ class Position(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"split": 0.5}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         height = self.height(spec, image, index)
         if height is None:
             return {}
@@ -819,10 +839,13 @@ class Centred(Provider):
             "offset_tolerance": max(2 * float(np.percentile(np.abs(offsets - offset), 90)), self.MIN_OFFSET),
             "tilt": None, "tilt_tolerance": None,
         }  # fmt: skip
-        tilts = np.radians([2 * f["tilt"] for f in poses if f["tilt"] is not None])  # doubled: 0° and 180° agree
-        if tilts.size:
-            tilt = math.degrees(math.atan2(np.sin(tilts).mean(), np.cos(tilts).mean())) / 2 % 180.0
-            spread = 2 * float(np.percentile([abs(_turn(math.degrees(t) / 2, tilt)) for t in tilts], 90))
+        tilts = [f["tilt"] for f in poses if f["tilt"] is not None]
+        if tilts:
+            doubled = np.radians(2 * np.asarray(tilts))  # directions: 0° and 180° are the same
+            rough = math.degrees(math.atan2(np.sin(doubled).mean(), np.cos(doubled).mean())) / 2
+            turns = np.asarray([_turn(t, rough) for t in tilts])
+            tilt = (rough + float(np.median(turns))) % 180.0  # the median direction, near the mean one
+            spread = 2 * float(np.percentile(np.abs([_turn(t, tilt) for t in tilts]), 90))
             if spread <= self.MAX_TILT_SPREAD:
                 params |= {"tilt": tilt, "tilt_tolerance": max(spread, self.MIN_TILT)}
         return params
@@ -830,7 +853,9 @@ class Centred(Provider):
     def default(self, spec: ScenarioSpec, label: str) -> dict[str, Any]:
         return {"offset": 0.0, "offset_tolerance": self.MIN_OFFSET, "tilt": None, "tilt_tolerance": None}
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         pose = self.features(image, index)
         if not pose:
             return {}
@@ -871,7 +896,9 @@ class Amount(Provider):
     def share(self, image: Measured, index: int) -> float:
         return image.objects[index].area / (image.width * image.height)
 
-    def assign(self, spec, image, index, params, calibration):  # type: ignore[no-untyped-def]
+    def assign(
+        self, spec: ScenarioSpec, image: Measured, index: int, params: Mapping[str, Any], calibration: Calibration
+    ) -> dict[str, Any]:
         share = self.share(image, index)
         if share > params["share"] + params["tolerance"]:
             return {"amount": "too much"}
@@ -967,10 +994,15 @@ class AttributeStage:
     def assign(self, image: Measured, calibration: Calibration) -> list[ImageObject]:
         """The objects with every declared attribute the stage could decide written."""
         out = []
+        if calibration.version != ATTRIBUTE_VERSION:
+            raise ValueError(
+                f"{self.spec.scenario}: the attribute calibration is version {calibration.version}, this code "
+                f"writes version {ATTRIBUTE_VERSION}: materialize grounding again to calibrate anew"
+            )
         for index, obj in enumerate(image.objects):
             attributes = dict(obj.attributes)
             for provider in self.providers(obj.label):
-                params = calibration.params(obj.label, provider.name)
+                params = calibration.params(obj.label, provider.name) or provider.default(self.spec, obj.label)
                 for key in provider.attributes:
                     attributes.pop(key, None)  # one home per attribute: the stage's value or none
                 attributes.update(provider.assign(self.spec, image, index, params, calibration))

@@ -195,3 +195,10 @@ def test_every_shipped_spec_is_served_by_the_stage() -> None:
     for spec in SPECS.values():
         check_attributes(spec, "clip_sam", {"sam_iou", "stability"})
         assert {a for o in spec.objects for a in o.attributes} <= STAGE_ATTRIBUTES
+
+
+def test_a_calibration_of_another_version_is_refused(generated: Path) -> None:
+    stage, measured, normal = _measured(generated, "screw_bag")
+    stale = replace(stage.calibrate([measured[i] for i in normal]), version=0)
+    with pytest.raises(ValueError, match=r"calibration is version 0.*materialize grounding again"):
+        stage.assign(measured[normal[0]], stale)
