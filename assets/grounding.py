@@ -15,6 +15,7 @@ from assets.metadata import frame_data_version, image_markdown, markdown_table
 from assets.partitions import scenario_partitions, spec_for
 from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
+from models.grounding.attributes import check_backend
 from models.images import read_rgb
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
@@ -45,6 +46,7 @@ def grounding(context: AssetExecutionContext, loco_fc_split: pd.DataFrame, groun
     stage, calibrated on the normal training images; the calibration is kept in the table's Parquet
     metadata). Images already grounded with the same backend and settings come from the cache."""
     spec = spec_for(context.partition_key)
+    check_backend(spec, grounder.backend)  # a spec the backend cannot serve fails before its models load
     backend = grounder.build()
     items = list(zip(loco_fc_split["image_id"], loco_fc_split["image_path"], strict=True))
     run = ground_images(backend, items, queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False,

@@ -951,6 +951,13 @@ def check_attributes(spec: ScenarioSpec, backend_name: str, backend_attributes: 
         )
 
 
+def check_backend(spec: ScenarioSpec, backend: str) -> None:
+    """:func:`check_attributes` for a backend named in a grounding config, before its models load."""
+    from models.grounding.base import backend_class
+
+    check_attributes(spec, backend, backend_class(backend).attributes)
+
+
 class AttributeStage:
     """The attributes a spec declares, measured, calibrated and written for one scenario."""
 

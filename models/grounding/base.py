@@ -212,13 +212,15 @@ def available_backends() -> list[str]:
     return sorted(BACKENDS)
 
 
+def backend_class(name: str) -> type[GroundingBackend]:
+    """The backend class registered as ``name`` (imports its module, loads no model)."""
+    target = BACKENDS.get(name)
+    if target is None:
+        raise ValueError(f"unknown grounding backend {name!r}: choose one of {available_backends()}")
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def build_backend(config: GroundingConfig) -> GroundingBackend:
     """Instantiate the backend ``config.backend`` names (this loads its models)."""
-    target = BACKENDS.get(config.backend)
-    if target is None:
-        raise ValueError(
-            f"unknown grounding backend {config.backend!r}: choose one of {available_backends()}"
-        )
-    module_name, class_name = target.split(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(config)
+    return backend_class(config.backend)(config)

@@ -22,7 +22,14 @@ from models.grounding import (
     ground_images,
     queries_from_spec,
 )
-from models.grounding.attributes import PROVIDERS, STAGE_ATTRIBUTES, AttributeStage, Measured, check_attributes
+from models.grounding.attributes import (
+    PROVIDERS,
+    STAGE_ATTRIBUTES,
+    AttributeStage,
+    Measured,
+    check_attributes,
+    check_backend,
+)
 from models.grounding.evaluate import PERTURBATIONS, AttributeCheck, check_attribute_stage, loco_fc_images
 from models.objects import object_from_mask
 from models.spec import load_specs, spec_from_dict
@@ -182,6 +189,8 @@ def test_a_spec_the_stage_cannot_serve_fails_before_any_image(tmp_path: Path) ->
 def test_a_backend_that_writes_an_attribute_itself_serves_it() -> None:
     spec = spec_from_dict(_spec_reading("gloss"), "user/tray.yaml")
     check_attributes(spec, "glossmeter", {"gloss"})  # no error
+    with pytest.raises(AttributeUnavailableError, match=r"backend \(none\) writes it"):
+        check_backend(spec, "classical")  # by name, before any model loads
 
 
 def test_colour_needs_known_colour_words() -> None:
