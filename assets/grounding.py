@@ -13,9 +13,11 @@ from dagster import (
 
 from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
+from models.grounding.attributes import check_backend
 from models.images import read_rgb
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
+from models.split import normal_training_ids
 from resources.grounding import Grounder
 from resources.loco import LocoDataset
 from resources.metadata import frame_data_version, image_markdown, markdown_table
@@ -28,7 +30,7 @@ QUALITY_TARGET = 0.9
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
+    code_version="2",
     kinds={"pytorch", "parquet"},
     pool="gpu",
     tags=GPU_TAGS,
@@ -39,11 +41,15 @@ QUALITY_TARGET = 0.9
 )
 def grounding(context: AssetExecutionContext, loco_fc_split: pd.DataFrame, grounder: Grounder):
     """One row per detected object: label (a spec object name), score, box and centroid in original pixels,
-    area and COCO RLE mask. Images already grounded with the same backend and settings come from the cache."""
+    area, COCO RLE mask and the attributes its spec object declares (read from the pixels by the attribute
+    stage, calibrated on the normal training images; the calibration is kept in the table's Parquet
+    metadata). Images already grounded with the same backend and settings come from the cache."""
     spec = spec_for(context.partition_key)
+    check_backend(spec, grounder.backend)  # a spec the backend cannot serve fails before its models load
     backend = grounder.build()
     items = list(zip(loco_fc_split["image_id"], loco_fc_split["image_path"], strict=True))
-    run = ground_images(backend, items, queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False)
+    run = ground_images(backend, items, queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False,
+                        spec=spec, normal_ids=normal_training_ids(loco_fc_split))
     for failure in run.failures.itertuples():
         context.log.error(f"grounding failed for {failure.image_path}: {failure.error}")
     objects = run.objects
@@ -61,6 +67,8 @@ def grounding(context: AssetExecutionContext, loco_fc_split: pd.DataFrame, groun
             "objects_per_label": MetadataValue.md(markdown_table(_objects_per_label(objects, spec))),
             "failed_images": MetadataValue.json(run.failures[["image_path", "error"]].to_dict("records")),
             "overlays": MetadataValue.md(_overlays(objects, loco_fc_split)),
+            "attribute_calibration": MetadataValue.json(run.calibration.to_dict() if run.calibration else {}),
+            "calibration_defaults": MetadataValue.json(list(run.calibration.defaults) if run.calibration else []),
         },
     )
     failed = len(run.failures)

@@ -17,7 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from models.grounding import draw_overlay, ground_images, queries_from_spec
+from models.grounding import Calibration, calibration_of, draw_overlay, ground_images, queries_from_spec
 from models.images import read_rgb
 from models.instruct.augment import (
     CUT_PASTE,
@@ -180,7 +180,7 @@ def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConf
     bad = h_disagreements(spec, table)
     yield AssetCheckResult(check_name="augmented_labels_follow_h", passed=not bad,
                            metadata={"disagreements": len(bad), "examples": MetadataValue.json(bad[:10])})
-    yield _visibility_check(spec, table, grounder, config.reground_limit, config.seed)
+    yield _visibility_check(spec, table, grounder, calibration_of(grounding), config.reground_limit, config.seed)
 
 
 def _remove_stale_images(out_dir: Path, kept: pd.Series) -> None:
@@ -204,9 +204,10 @@ def _before_after(examples: list[tuple[Parent, Augmentation]]) -> str:
     return "\n\n".join(parts) or "no cut-paste edit changed a label"
 
 
-def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounder, limit: int,
-                      seed: int) -> AssetCheckResult:
-    """Ground a seeded sample of the cut-paste images again with the configured backend and compare."""
+def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounder, calibration: Calibration | None,
+                      limit: int, seed: int) -> AssetCheckResult:
+    """Ground a seeded sample of the cut-paste images again with the configured backend and the grounding's
+    attribute calibration, and compare."""
     cut = table[table["kind"].isin(CUT_PASTE)]
     if cut.empty:
         return AssetCheckResult(check_name="cut_paste_visible", passed=True, severity=AssetCheckSeverity.WARN,
@@ -215,7 +216,8 @@ def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounde
     try:  # a missing checkpoint or a backend without this scenario's objects must not fail the asset
         backend = grounder.build()
         run = ground_images(backend, list(zip(sample["aug_id"], sample["image_path"], strict=True)),
-                            queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False)
+                            queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False, spec=spec,
+                            calibration=calibration)
     except Exception as err:
         return AssetCheckResult(check_name="cut_paste_visible", passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"error": f"grounding again failed: {type(err).__name__}: {err}"})
@@ -253,7 +255,7 @@ class CotDatasetConfig(Config):
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
+    code_version="2",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("cot_answers_parse", asset="cot_dataset", blocking=True,

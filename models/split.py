@@ -96,6 +96,12 @@ def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
     return frame.sort_values(["split", "image_id"], ignore_index=True)
 
 
+def normal_training_ids(frame: pd.DataFrame) -> list[str]:
+    """The normal training images (``train/good``) of a split or image table: what the attribute stage
+    is calibrated on, since their answers are the normal ones."""
+    return frame.loc[frame["source"] == TRAIN_GOOD, "image_id"].tolist()
+
+
 def split_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Images per split and class (a multi-anomaly image counts for each of its classes)."""
     exploded = frame[["split", "labels"]].explode("labels").rename(columns={"labels": "class"})

@@ -5,6 +5,7 @@ Add a backend by writing a :class:`GroundingBackend` subclass and naming it in
 :data:`models.grounding.base.BACKENDS`.
 """
 
+from models.grounding.attributes import AttributeUnavailableError, Calibration
 from models.grounding.base import (
     BACKENDS,
     GroundingBackend,
@@ -16,12 +17,14 @@ from models.grounding.base import (
 )
 from models.grounding.overlay import draw_overlay
 from models.grounding.quality import ALL_LABELS, attribute_accuracy, grounding_quality, match_boxes
-from models.grounding.run import GROUNDING_COLUMNS, GroundingRun, ground_images
+from models.grounding.run import GROUNDING_COLUMNS, GroundingRun, calibration_of, ground_images
 
 __all__ = [
     "ALL_LABELS",
     "BACKENDS",
     "GROUNDING_COLUMNS",
+    "AttributeUnavailableError",
+    "Calibration",
     "GroundingBackend",
     "GroundingConfig",
     "GroundingRun",
@@ -29,6 +32,7 @@ __all__ = [
     "attribute_accuracy",
     "available_backends",
     "build_backend",
+    "calibration_of",
     "draw_overlay",
     "ground_images",
     "grounding_quality",

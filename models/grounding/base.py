@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from models.spec import ScenarioSpec
 
 # Bump when a backend's output for the same image and config changes, so old caches are not reused.
-GROUNDING_VERSION = 1
+GROUNDING_VERSION = 2
 
 # Backends by name, as "module:class". Add a backend here and nowhere else.
 BACKENDS: dict[str, str] = {
@@ -155,10 +155,13 @@ class GroundingBackend(ABC):
     """Finds the queried objects in one image.
 
     Subclasses set :attr:`name`, take a :class:`GroundingConfig` and implement :meth:`ground` and
-    :meth:`fingerprint`.
+    :meth:`fingerprint`. What an object *is* beyond its label (a screw's length class, a cable's
+    colour) is written by the attribute stage after every backend
+    (:mod:`models.grounding.attributes`); :attr:`attributes` lists what a backend writes itself.
     """
 
     name: ClassVar[str]
+    attributes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: GroundingConfig) -> None:
         self.config = config
@@ -209,13 +212,15 @@ def available_backends() -> list[str]:
     return sorted(BACKENDS)
 
 
+def backend_class(name: str) -> type[GroundingBackend]:
+    """The backend class registered as ``name`` (imports its module, loads no model)."""
+    target = BACKENDS.get(name)
+    if target is None:
+        raise ValueError(f"unknown grounding backend {name!r}: choose one of {available_backends()}")
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def build_backend(config: GroundingConfig) -> GroundingBackend:
     """Instantiate the backend ``config.backend`` names (this loads its models)."""
-    target = BACKENDS.get(config.backend)
-    if target is None:
-        raise ValueError(
-            f"unknown grounding backend {config.backend!r}: choose one of {available_backends()}"
-        )
-    module_name, class_name = target.split(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(config)
+    return backend_class(config.backend)(config)

@@ -3,9 +3,10 @@
 It is the chain's embedded default, so a fresh checkout grounds the generated data in seconds on a
 CPU without downloading SAM or CLIP. It looks only at the pixels and at the queried object names:
 each generated scenario has a recipe (:mod:`models.grounding.recipes`) that knows how that
-scenario's objects look (colours, shapes, sizes relative to the scene) and segments them, with the
-attributes the scenario specs measure (a screw's ``length_class``, a connector's ``clamps`` and
-``side``, a cable's ``colour``).
+scenario's objects look (colours, shapes, sizes relative to the scene) and segments them. The
+attributes the scenario specs measure (a screw's ``length_class``, a connector's ``clamps``, a
+cable's ``colour``) are written afterwards by the attribute stage every backend shares
+(:mod:`models.grounding.attributes`), not here.
 
 Objects outside those five vocabularies (a user scenario) have no recipe: grounding them raises
 :class:`UnsupportedObjectsError` before any image is read, naming the objects and pointing at the
@@ -24,13 +25,7 @@ from models.grounding.recipes import RECIPES, Recipe
 from models.objects import ImageObject
 
 # Bump when a recipe changes its output for the same image, so cached results are not reused.
-RECIPE_VERSION = 1
-#: The attributes the recipes write, per label (what the scenario specs' measures read).
-ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "screw": ("length_class",),
-    "connector": ("clamps", "side"),
-    "cable": ("colour",),
-}
+RECIPE_VERSION = 2
 
 
 class UnsupportedObjectsError(ValueError):

@@ -163,6 +163,7 @@ class ClipSamBackend(GroundingBackend):
     """SAM automatic masks named by OpenCLIP; see the module docstring for the method."""
 
     name = "clip_sam"
+    attributes = frozenset({"sam_iou", "stability"})
 
     def __init__(self, config: GroundingConfig) -> None:
         super().__init__(config)

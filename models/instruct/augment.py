@@ -56,7 +56,7 @@ from models.spec.inverse import measure_all
 KINDS = ("paste", "remove", "move", "noise", "style")
 CUT_PASTE = ("paste", "remove", "move")
 # Attributes that describe where an object is, not what it is: stale once the object moves.
-POSITIONAL_ATTRIBUTES = frozenset({"cell", "side", "position"})
+POSITIONAL_ATTRIBUTES = frozenset({"cell", "side", "position", "centred", "terminals"})
 # A measure that evaluates to None defines no answer for such a scene (the topping ratio without
 # one of the toppings): the answer stays the label's, before and after an edit alike.
 NO_VALUE = "the measure gave no value"

@@ -12,17 +12,24 @@ answer come from the same computation and cannot disagree:
 * ``count_of(label, …)`` — every object of the label, and those the answer counts;
 * ``present(label)`` — the objects found, or that there are none;
 * ``left_of(a, b)`` / ``above(a, b)`` — the groups' boxes, mean centres and their order;
-* ``attribute_values(label, key)`` — the objects from left to right and their values.
+* ``attribute_values(label, key)`` — the objects from left to right and their values;
+* any other measure — the template of the subquery's reasoning type, then the attributes the
+  measure reads, stated as observations: the terminal each cable end enters (Fig. 4a: "It is
+  connected to the 3rd terminal of a 5-terminal connector, and the other end to the 2nd terminal
+  of a 5-terminal connector."), which separator is missing, how full the bottle is.
 
-Which objects an answer counts is found by measuring the subquery on each object alone (with the
+A measure that cannot be computed on these objects (a screw without its ``length_class``) makes
+the chain fall back to its reasoning type's template, which claims nothing the objects do not
+show. Which objects an answer counts is found by measuring the subquery on each object alone (with the
 subquery's container objects): an object counts when adding it raises the answer by one.
 
 Subqueries without a measure get the template of their reasoning type: the objects the subquery
-names with their boxes (absent ones are not mentioned: without a measure an absence is not
-verified, and a missed label must not read as "no label" before the answer "Yes"), then geometry
-the type is about (where an elongated object such as a
-cable runs, how far an object's centre is from its container's, how large objects are). These
-facts are measured, not judged, so they never contradict the answer, which closes every chain.
+names with their boxes and what the grounding's attribute stage read on them (a cable "red,
+plugged into the 3rd terminal on the left and free on the right", a label "on the upper part,
+off centre"), so the observation that decides the answer is stated; absent objects are not
+mentioned (without a measure an absence is not verified, and a missed label must not read as "no
+label" before the answer "Yes"); then geometry the type is about (where an elongated object such as
+a cable runs, how far an object's centre is from its container's, how large objects are).
 
 ``boxes=False`` (the paper's ablation "reasoning without coordinates") writes the same chains with
 every coordinate left out. ``trusted=False`` is for a row whose answer the grounding contradicts
@@ -32,7 +39,7 @@ every coordinate left out. ``trusted=False`` is for a row whose answer the groun
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -40,12 +47,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.grounding.attributes import PROVIDERS
 from models.objects import ImageObject, rle_decode
 from models.spec import ScenarioSpec, SubquerySpec, format_answer, measure
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
-# Attributes that say what an object is (not where), worth a word in the reasoning; others stay out.
-DESCRIBED = {"colour": "{}", "clamps": "with {} clamps", "length_class": "{}", "fruit": "{}"}
 ELONGATED = 3.0  # length / width of the rotated box above which an object is a line (cable, screw)
 
 
@@ -107,28 +113,86 @@ def point(p: Sequence[float]) -> str:
     return f"({round(p[0])}, {round(p[1])})"
 
 
-def describe(obj: ImageObject) -> str:
-    """Words for what an object is (``red``, ``with 5 clamps``), from a few known attributes."""
+def nth(n: int) -> str:
+    """``1`` → ``1st``, ``2`` → ``2nd``, ``3`` → ``3rd``, ``11`` → ``11th``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _words(value: Any) -> str:
+    return str(value).replace("_", " ")
+
+
+def _cells(pair: Sequence[Sequence[int]]) -> str:
+    """``[[1, 2], [1, 3]]`` → ``the 3rd and 4th compartments of the 2nd row`` (cells count from 0)."""
+    (r1, c1), (r2, c2) = pair
+    if r1 == r2:
+        return f"the {nth(c1 + 1)} and {nth(c2 + 1)} compartments of the {nth(r1 + 1)} row"
+    return f"the {nth(r1 + 1)} and {nth(r2 + 1)} rows in the {nth(c1 + 1)} column"
+
+
+def _ends(ends: Sequence[int | None]) -> str:
+    """``[3, 2]`` → ``plugged into the 3rd terminal on the left and the 2nd terminal on the right``."""
+    parts = [f"the {nth(t)} terminal on the {side}" if t is not None else f"free on the {side}"
+             for t, side in zip(ends, ("left", "right"), strict=False)]  # fmt: skip
+    if all(p.startswith("free") for p in parts):
+        return "free at both ends"
+    if not any(p.startswith("free") for p in parts):
+        return "plugged into " + " and ".join(parts)
+    return " and ".join(p if p.startswith("free") else f"plugged into {p}" for p in parts)
+
+
+# Words for an attribute value, as the attribute stage writes it (``None``: nothing worth saying).
+PHRASES: dict[str, Callable[[Any], str | None]] = {
+    "colour": _words,
+    "fruit": _words,
+    "length_class": _words,
+    "clamps": lambda v: f"with {v} clamps",
+    "side": lambda v: f"on the {v}",
+    "position": lambda v: {"top": "on the upper part", "bottom": "on the lower part"}.get(v, _words(v)),
+    "centred": lambda v: "centred" if v else "off centre",
+    "cell": lambda v: f"in the {nth(v[1] + 1)} compartment of the {nth(v[0] + 1)} row",
+    "terminals": _ends,
+    "separators_complete": lambda v: "complete, with every separator in place" if v else None,
+    "missing_separators": lambda v: " and ".join(f"missing the separator between {_cells(p)}" for p in v) or None,
+    "fill": lambda v: {"just right": "filled to the normal level", "too much": "filled too high",
+                       "too little": "filled too low"}.get(v, _words(v)),
+    "amount": lambda v: {"just right": "a normal amount"}.get(v, _words(v)),
+}
+
+
+def describe(obj: ImageObject, spec: ScenarioSpec | None = None, keys: Sequence[str] | None = None) -> str:
+    """Words for what the attribute stage read on an object (``red``, ``with 5 clamps``, ``on the left``):
+    the attributes its spec object declares (or ``keys``), so extra keys a source carries stay out."""
+    if keys is None:
+        keys = spec.object(obj.label).attributes if spec is not None and obj.label in spec.object_names else ()
     words = []
-    for key, template in DESCRIBED.items():
-        if isinstance(obj.attributes.get(key), str | int) and not isinstance(obj.attributes[key], bool):
-            words.append(template.format(str(obj.attributes[key]).replace("_", " ")))
-    return " ".join(words)
+    for key in keys:
+        value = obj.attributes.get(key)
+        phrase = PHRASES[key](value) if key in PHRASES and value is not None else None
+        if phrase:
+            words.append(phrase)
+    return ", ".join(words)
 
 
 class Writer:
     """Sentences of one chain; coordinates only when ``boxes`` is on."""
 
-    def __init__(self, boxes: bool) -> None:
+    def __init__(self, boxes: bool, spec: ScenarioSpec | None = None) -> None:
         self.boxes = boxes
+        self.spec = spec
         self.sentences: list[str] = []
 
     def say(self, text: str) -> None:
         self.sentences.append(text[0].upper() + text[1:])
 
-    def at(self, objects: Sequence[ImageObject], described: bool = False) -> str:
-        """`` at [..] (red), [..]``; without boxes `` (red)`` or nothing."""
-        words = [describe(o) if described else "" for o in objects]
+    def at(self, objects: Sequence[ImageObject], described: bool = False, keys: Sequence[str] | None = None) -> str:
+        """`` at [..] (red), [..]``; without boxes `` (red)`` or nothing. ``keys``: the attributes to
+        describe (default: all the spec declares, when ``described``)."""
+        if keys is not None:
+            words = [describe(o, self.spec, keys) for o in objects]
+        else:
+            words = [describe(o, self.spec) if described else "" for o in objects]
         if self.boxes and objects:
             cited = (box(o.bbox) + (f" ({w})" if w else "") for o, w in zip(objects, words, strict=True))
             return " at " + ", ".join(cited)
@@ -180,6 +244,9 @@ def geometry(obj: ImageObject) -> Geometry:
     return _geometry(height, width, obj.mask_rle["counts"])
 
 
+_UNSET = object()
+
+
 # --- which objects an answer counts --------------------------------------------------------------------
 
 
@@ -223,19 +290,24 @@ def think(
 ) -> str:
     """The reasoning (without tags) for ``sub`` on an image with ``objects`` whose true answer is ``value``."""
     answer = format_answer(sub, value)
-    w = Writer(boxes)
+    w = Writer(boxes, spec)
     if not trusted:
         names = ", ".join(plural(n) for n in sub.objects) or "objects"
         w.say(f"looking at the {names} in the picture, the answer is {answer}.")
         return w.text()
-    shape = measure_shape(spec.measures[sub.id][0].source) if sub.id in spec.measures else MeasureShape(None)
+    # The measure's template only where the measure gives this answer on these objects: a screw
+    # without its length class must not be "0 of them among the long screws" before the answer 1.
+    measured = sub.id in spec.measures and measure(spec, objects).get(sub.id, _UNSET) == value
+    shape = measure_shape(spec.measures[sub.id][0].source) if measured else MeasureShape(None)
     if shape.func == "grid" and shape.index is not None:
         _grid(w, spec, sub, shape, objects, answer)
         return w.text()
     handler = {"count_of": _count, "present": _present, "left_of": _order, "above": _order,
                "attribute_values": _values}.get(shape.func or "")  # fmt: skip
     if handler is None or not handler(w, spec, sub, shape, objects):
-        _by_type(w, spec, sub, objects)
+        reads = spec.attribute_reads().get(sub.id, []) if measured else []
+        _by_type(w, spec, sub, objects, read={k for _, key in reads for k in _family(key)})
+        _observations(w, spec, reads, objects)
     if not w.sentences:
         w.say("observe the picture carefully.")
     w.say(f"so the answer is {answer}.")
@@ -346,16 +418,21 @@ def _values(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, shape: MeasureShap
     return True
 
 
-def _by_type(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence[ImageObject]) -> None:
-    """The template of the subquery's reasoning type, over the objects it names."""
+def _by_type(
+    w: Writer, spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence[ImageObject], read: set[str] | None = None
+) -> None:
+    """The template of the subquery's reasoning type, over the objects it names, each with what the
+    attribute stage read on it (less the attributes in ``read``, which :func:`_observations` states)."""
     groups = [(name, _of(objects, name)) for name in sub.objects]
     for name, found in groups:  # absence is not claimed: without a measure it is not verified
         if not found:
             continue
+        keys = [k for k in spec.object(name).attributes if k not in (read or set())]
+        where = w.at(found, keys=keys) or " in the picture"
         if len(found) == 1:
-            w.say(f"the {name} is{w.at(found, described=True) or ' in the picture'}.")
+            w.say(f"the {name} is{where}.")
         else:
-            w.say(f"I see {plural(name)}{w.at(found, described=True) or ' in the picture'}.")
+            w.say(f"I see {plural(name)}{where}.")
     present = [(name, found) for name, found in groups if found]
     if sub.reasoning_type in ("direction", "distance"):
         _lines(w, present, distance=sub.reasoning_type == "distance")
@@ -363,6 +440,63 @@ def _by_type(w: Writer, spec: ScenarioSpec, sub: SubquerySpec, objects: Sequence
         _offsets(w, spec, present)
     if sub.reasoning_type == "size":
         _sizes(w, spec, present)
+
+
+def _observations(
+    w: Writer, spec: ScenarioSpec, reads: Sequence[tuple[str, str]], objects: Sequence[ImageObject]
+) -> None:
+    """State the attributes a measure read, the facts its answer follows from: each object's value and
+    those written with it (which separator is missing), and for a cable's terminals Fig. 4a's sentence."""
+    said: set[tuple[str, str]] = set()
+    for label, key in reads:
+        family = _family(key)
+        if (label, family[0]) in said:
+            continue
+        said.add((label, family[0]))
+        found = _of(objects, label)
+        for obj in found:
+            if key == "terminals":
+                _terminals(w, spec, obj, objects)
+                continue
+            words = describe(obj, spec, [k for k in family if k in spec.object(label).attributes])
+            if words:  # one object of a kind was just cited with its box: no need to repeat it
+                where = f" at {box(obj.bbox)}" if w.boxes and len(found) > 1 else ""
+                w.say(f"the {label}{where} is {words}.")
+
+
+def _family(key: str) -> tuple[str, ...]:
+    """The attributes written together with ``key`` (``separators_complete`` and ``missing_separators``)."""
+    return PROVIDERS[key].attributes if key in PROVIDERS else (key,)
+
+
+def _terminals(w: Writer, spec: ScenarioSpec, cable: ImageObject, objects: Sequence[ImageObject]) -> None:
+    """Fig. 4a's sentence: "It is connected to the 3rd terminal of a 5-terminal connector, and the other
+    end is connected to the 2nd terminal of a 5-terminal connector. The connection positions on both
+    ends do not match." """
+    ends = cable.attributes.get("terminals")
+    if not isinstance(ends, list | tuple) or len(ends) != 2:
+        return
+    holders = [o for o in objects if "clamps" in o.attributes and "clamps" in spec.object(o.label).attributes]
+    parts = []
+    for end, side in zip(ends, ("left", "right"), strict=True):
+        if end is None:
+            parts.append(f"its {side} end is not plugged into a connector")
+            continue
+        holder = next((o for o in holders if o.attributes.get("side", _side(o, cable)) == side), None)
+        of = "a connector"
+        if holder is not None:
+            where = f" at {box(holder.bbox)}" if w.boxes else ""
+            of = f"the {holder.attributes['clamps']}-terminal {holder.label}{where}"
+        parts.append(f"its {side} end is connected to the {nth(int(end))} terminal of {of}")
+    w.say(", and ".join(parts) + ".")
+    if None not in ends:
+        match = "match" if ends[0] == ends[1] else "do not match"
+        w.say(f"the connection positions on both ends {match} ({nth(int(ends[0]))} and {nth(int(ends[1]))}).")
+
+
+def _side(holder: ImageObject, cable: ImageObject) -> str:
+    """Which end of the cable a connector without a ``side`` holds: the one on its side of the cable."""
+    return "left" if holder.centroid[0] < cable.centroid[0] else "right"
 
 
 def _lines(w: Writer, present: list[tuple[str, list[ImageObject]]], distance: bool) -> None:

@@ -12,8 +12,9 @@ Attribute values are compared after normalising text (case, spaces and hyphens: 
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from models.objects import ImageObject
@@ -80,14 +81,21 @@ def grid(objects: Sequence[ImageObject], label: str, container: str, rows: int, 
     containers = _select(objects, container, {})
     if not containers:
         raise NotMeasurable(f"no {container!r} object to divide into cells")
-    x0, y0, x1, y1 = max(containers, key=lambda o: o.area).bbox
+    holder = max(containers, key=lambda o: o.area).bbox
     cells = [[0] * cols for _ in range(rows)]
     for obj in _select(objects, label, {}):
-        cx, cy = obj.centroid
-        col = min(max(int((cx - x0) * cols // max(x1 - x0, 1)), 0), cols - 1)
-        row = min(max(int((cy - y0) * rows // max(y1 - y0, 1)), 0), rows - 1)
+        row, col = cell_of(obj.centroid, holder, rows, cols)
         cells[row][col] += 1
     return cells
+
+
+def cell_of(point: Sequence[float], bbox: Sequence[int], rows: int, cols: int) -> tuple[int, int]:
+    """``(row, col)`` (from 0) of the cell holding ``point`` when ``bbox`` is split into equal cells;
+    a point just outside the box counts in the nearest cell."""
+    x0, y0, x1, y1 = bbox
+    col = min(max(int((point[0] - x0) * cols // max(x1 - x0, 1)), 0), cols - 1)
+    row = min(max(int((point[1] - y0) * rows // max(y1 - y0, 1)), 0), rows - 1)
+    return row, col
 
 
 def attribute_values(objects: Sequence[ImageObject], label: str, key: str) -> list[Any]:
@@ -134,6 +142,43 @@ OBJECT_ARGUMENTS: dict[str, tuple[int, ...]] = {
     "present": (0,),
 }
 MEASURE_FUNCTION_NAMES = frozenset(RULE_FUNCTIONS) | frozenset(OBJECT_FUNCTIONS)
+# Functions whose keyword arguments are attribute keys (``count_of("screw", length_class="long")``).
+SELECTING = frozenset({"count_of", "present"})
+
+
+@cache
+def attribute_reads(source: str) -> tuple[tuple[str, str], ...]:
+    """The ``(object, attribute)`` pairs a measure expression reads, from its literal arguments.
+
+    ``count_of``/``present`` read their keyword names, ``attribute_values`` its second argument; a
+    call whose object argument is not a literal reads nothing that can be checked.
+    """
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError:
+        return ()
+    reads: list[tuple[str, str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or not node.args:
+            continue
+        labels = _literal_names(node.args[0])
+        keys: list[str] = []
+        if node.func.id in SELECTING:
+            keys = [kw.arg for kw in node.keywords if kw.arg]
+        elif node.func.id == "attribute_values" and len(node.args) > 1:
+            key = _literal_names(node.args[1])
+            keys = key[:1] if len(key) == 1 else []
+        reads += [(label, key) for label in labels for key in keys]
+    return tuple(dict.fromkeys(reads))
+
+
+def _literal_names(node: ast.AST) -> list[str]:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        return []
+    values = value if isinstance(value, list | tuple) else [value]
+    return [v for v in values if isinstance(v, str)]
 
 
 def measure_functions(objects: Sequence[ImageObject]) -> dict[str, Callable[..., Any]]:

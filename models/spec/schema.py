@@ -11,6 +11,7 @@ is checked by :mod:`models.spec.loader`.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from models.spec.expressions import Expression, ExpressionError, compile_expression, is_valid_identifier
 from models.spec.functions import RULE_FUNCTIONS
-from models.spec.measures import MEASURE_FUNCTION_NAMES, OBJECT_ARGUMENTS
+from models.spec.measures import MEASURE_FUNCTION_NAMES, OBJECT_ARGUMENTS, attribute_reads
 
 AnswerType = Literal["integer", "boolean", "choice", "int_list"]
 ReasoningType = Literal["counting", "direction", "distance", "size", "other"]
@@ -58,7 +59,12 @@ class _Model(BaseModel):
 
 
 class ObjectSpec(_Model):
-    """An object kind of the scene: its name (grounding labels), words for CLIP, hints."""
+    """An object kind of the scene: its name (grounding labels), words for CLIP, hints.
+
+    ``attributes`` names what grounding must write on each of these objects besides its mask (the
+    keys the measures read, e.g. a connector's ``clamps``); ``within`` names the object it lies in
+    or on, against which its position attributes (a cell, a fill level, centred) are measured.
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9 _-]*$")
     words: list[str] = Field(min_length=1)
@@ -67,6 +73,8 @@ class ObjectSpec(_Model):
     normal_count: int | None = Field(default=None, ge=0)
     countable: bool = True
     description: str = ""
+    attributes: list[str] = Field(default_factory=list)
+    within: str | None = None
 
 
 class SubquerySpec(_Model):
@@ -202,6 +210,22 @@ class ScenarioSpec(_Model):
         """Object name → words for open-vocabulary grounding."""
         return {o.name: list(o.words) for o in self.objects}
 
+    def object(self, name: str) -> ObjectSpec:
+        for obj in self.objects:
+            if obj.name == name:
+                return obj
+        raise KeyError(f"scenario {self.scenario!r} has no object {name!r} (has {self.object_names})")
+
+    def attribute_reads(self) -> dict[str, list[tuple[str, str]]]:
+        """Subquery id → the ``(object, attribute)`` pairs its measures read, in order, without repeats."""
+        reads: dict[str, list[tuple[str, str]]] = {}
+        for sub in self.subqueries:
+            sources = [sub.measure] if isinstance(sub.measure, str) else list(sub.measure or [])
+            pairs = [pair for source in sources for pair in attribute_reads(source)]
+            if pairs:
+                reads[sub.id] = list(dict.fromkeys(pairs))
+        return reads
+
 
 def subquery_field(spec: ScenarioSpec, index: int) -> str:
     """``subqueries[3] (washers)``: a field path that a person can find in the file."""
@@ -219,6 +243,8 @@ class _Checker:
         self._duplicates("objects", self.spec.object_names, "object name")
         self._duplicates("subqueries", self.spec.subquery_ids, "subquery id")
         self._duplicates("classes", self.spec.class_names, "class name")
+        for i, obj in enumerate(self.spec.objects):
+            self._object(i, obj)
         for i, sub in enumerate(self.spec.subqueries):
             self._subquery(i, sub)
         for i, cls in enumerate(self.spec.classes):
@@ -234,6 +260,16 @@ class _Checker:
         for name, n in Counter(names).items():
             if n > 1:
                 self._add(field, f"duplicate {what} {name!r} ({n} times); each must be unique")
+
+    def _object(self, i: int, obj: ObjectSpec) -> None:
+        where = f"objects[{i}] ({obj.name})"
+        for name in obj.attributes:
+            if not re.fullmatch(_NAME, name):
+                self._add(f"{where}.attributes", f"{name!r} is not an attribute name ({_NAME})")
+        self._duplicates(f"{where}.attributes", obj.attributes, "attribute")
+        if obj.within is not None and (obj.within == obj.name or obj.within not in self.spec.object_names):
+            others = [n for n in self.spec.object_names if n != obj.name]
+            self._add(f"{where}.within", f"must name another object of the spec {others}, got {obj.within!r}")
 
     def _subquery(self, i: int, sub: SubquerySpec) -> None:
         where = subquery_field(self.spec, i)
@@ -292,6 +328,7 @@ class _Checker:
                 self._add(field, str(exc))
                 continue
             self._object_arguments(field, expression)
+            self._attribute_arguments(field, source)
             compiled.append(expression)
         self.spec._measures[sub.id] = tuple(compiled)
 
@@ -307,6 +344,19 @@ class _Checker:
                             f"{func}() argument {position + 1} must name an object of the spec "
                             f"{self.spec.object_names}, got {name!r}",
                         )
+
+    def _attribute_arguments(self, field: str, source: str) -> None:
+        """Every attribute a measure reads must be declared by the object it reads it from, so that
+        grounding can be checked before any image for whether it writes it."""
+        declared = {o.name: o.attributes for o in self.spec.objects}
+        for label, key in attribute_reads(source):
+            if label in declared and key not in declared[label]:
+                index = self.spec.object_names.index(label)
+                self._add(
+                    field,
+                    f"reads attribute {key!r} of {label!r}, which objects[{index}] ({label}).attributes does not "
+                    f"declare (declared: {declared[label]})",
+                )
 
     def _class(self, i: int, cls: ClassSpec) -> None:
         where = f"classes[{i}] ({cls.name})"

@@ -48,7 +48,7 @@ from models.synth.config import (
 from models.synth.scenes import render
 
 #: Bump whenever a change alters the generated files: existing trees are then regenerated.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 LOGICAL = "test/logical_anomalies"
 STRUCTURAL = "test/structural_anomalies"
 SOURCES = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)

@@ -21,9 +21,9 @@ from models.grounding import (
     grounding_quality,
     queries_from_spec,
 )
-from models.grounding.classical import ATTRIBUTES, ClassicalBackend, UnsupportedObjectsError
+from models.grounding.classical import ClassicalBackend, UnsupportedObjectsError
 from models.grounding.evaluate import GeneratedEvaluation, evaluate_generated, loco_fc_images
-from models.grounding.recipes.screw_bag import NUT_MIN_HUE, _is_nut, length_class
+from models.grounding.recipes.screw_bag import NUT_MIN_HUE, _is_nut
 from models.objects import objects_to_frame, rle_decode
 from models.spec import load_specs
 from models.synth import CATEGORIES, GeneratorConfig
@@ -51,7 +51,7 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluations(backend: ClassicalBackend, small_set: Path) -> dict[str, GeneratedEvaluation]:
-    return {c: evaluate_generated(backend, small_set, c, queries_from_spec(SPECS[c]), ATTRIBUTES) for c in CATEGORIES}
+    return {c: evaluate_generated(backend, small_set, SPECS[c]) for c in CATEGORIES}
 
 
 @pytest.mark.parametrize("scenario", CATEGORIES)
@@ -61,8 +61,7 @@ def test_precision_recall_and_counts(evaluations: dict[str, GeneratedEvaluation]
 
 @pytest.mark.parametrize(
     ("scenario", "label", "attribute"),
-    [("screw_bag", "screw", "length_class"), ("splicing_connectors", "connector", "clamps"),
-     ("splicing_connectors", "connector", "side"), ("splicing_connectors", "cable", "colour")],
+    [(s.scenario, o.name, a) for s in SPECS.values() for o in s.objects for a in o.attributes],
 )
 def test_attributes_are_right(
     evaluations: dict[str, GeneratedEvaluation], scenario: str, label: str, attribute: str
@@ -113,7 +112,7 @@ def test_fingerprint_lists_only_its_own_settings() -> None:
 def test_works_at_scale_half(backend: ClassicalBackend, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = generate_all(tmp_path_factory.mktemp("classical_large"), LARGE)
     for scenario in CATEGORIES:
-        evaluation = evaluate_generated(backend, out, scenario, queries_from_spec(SPECS[scenario]), ATTRIBUTES)
+        evaluation = evaluate_generated(backend, out, SPECS[scenario])
         assert_acceptance(evaluation, SPECS[scenario])
         assert (evaluation.attributes["accuracy"] >= TARGET).all(), evaluation.attributes.to_string()
 
@@ -157,12 +156,6 @@ def test_ambiguous_hue_goes_by_the_outline(scale: float) -> None:
     cv2.circle(ring, (60, 60), round(0.125 * long_screw), 1, -1)
     assert not _is_nut(NUT_MIN_HUE, ring.astype(bool))
     assert _is_nut(NUT_MIN_HUE + 5, ring.astype(bool)) and not _is_nut(NUT_MIN_HUE - 5, hexagon.astype(bool))
-
-
-@pytest.mark.parametrize(("ratio", "name"), [(0.35, "very short"), (0.5, "too short"), (0.65, "short"), (1.0, "long"),
-                                             (1.3, "too long")])
-def test_length_classes_follow_the_design_ratios(ratio: float, name: str) -> None:
-    assert length_class(ratio * 0.95) == name == length_class(ratio * 1.05)
 
 
 @pytest.mark.parametrize(("gain", "noise"), [(0.8, 0.0), (1.2, 0.0), (1.0, 5.0)])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from grounding_helpers import TARGET, assert_acceptance, generate_all
 
-from models.grounding import GroundingConfig, build_backend, queries_from_spec
-from models.grounding.classical import ATTRIBUTES
+from models.grounding import GroundingConfig, build_backend
 from models.grounding.evaluate import evaluate_generated
 from models.spec import load_specs
 from models.synth import CATEGORIES, GeneratorConfig
@@ -19,6 +18,6 @@ def test_acceptance_on_the_default_generated_data(tmp_path) -> None:
     backend = build_backend(GroundingConfig(backend="classical"))
     specs = load_specs(None)
     for scenario in CATEGORIES:
-        evaluation = evaluate_generated(backend, out, scenario, queries_from_spec(specs[scenario]), ATTRIBUTES)
+        evaluation = evaluate_generated(backend, out, specs[scenario])
         assert_acceptance(evaluation, specs[scenario])
         assert (evaluation.attributes["accuracy"] >= TARGET).all(), evaluation.attributes.to_string()

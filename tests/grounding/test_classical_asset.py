@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from dagster import materialize
 
 from assets.grounding import grounding, grounding_quality
 from assets.split import loco_fc_split
-from models.grounding import ALL_LABELS
+from models.grounding import ALL_LABELS, calibration_of
 from resources.grounding import Grounder
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
@@ -38,3 +40,13 @@ def test_classical_grounding_assets_end_to_end(tmp_path) -> None:
     meta = result.asset_materializations_for_node("grounding")[0].metadata
     assert meta["backend"].value == "classical"
     assert "data:image/png;base64," in meta["overlays"].value
+    # Issue 13: every object carries what its spec object declares, from the attribute stage calibrated on
+    # the normal training images; the calibration travels with the table and is shown in the metadata.
+    calibration = meta["attribute_calibration"].value
+    assert calibration["scenario"] == "splicing_connectors"
+    assert calibration["images"] == int((split["source"] == "train/good").sum())
+    assert set(calibration["values"]) == {"connector", "cable"}
+    assert calibration_of(table).to_dict() == calibration
+    for row in table.itertuples():
+        declared = {"connector": {"clamps", "side"}, "cable": {"colour", "terminals"}}[row.label]
+        assert declared <= set(json.loads(row.attributes)), row.image_id

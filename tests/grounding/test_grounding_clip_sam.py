@@ -167,3 +167,32 @@ def test_vocabulary_without_background_words_has_no_background_label() -> None:
     words, groups, labels = vocabulary_words(QUERIES, ())
     assert labels == ("pushpin", "box")
     assert words == ["pushpin", "yellow pin", "yellow pushpin", "plastic box"] and groups == [0, 0, 0, 1]
+
+
+def test_the_attribute_stage_writes_the_declared_attributes_after_clip_sam(tiny_backend, tmp_path: Path) -> None:
+    """Issue 13: clip_sam writes no attributes of its own beyond SAM's scores; the stage that runs after
+    every backend gives each object what its spec object declares (here on meaningless tiny-model masks,
+    asked for each object kind alone too, since random CLIP weights favour one word)."""
+    from models.grounding import queries_from_spec
+    from models.grounding.evaluate import loco_fc_images
+    from models.spec import get_spec
+    from models.split import normal_training_ids
+    from models.synth import GeneratorConfig, ensure_generated
+
+    config = GeneratorConfig(scale=0.1, train_good=2, validation_good=0, test_good=0, per_logical_class=0,
+                             per_multi_combo=0, structural=0)
+    ensure_generated("splicing_connectors", tmp_path, config)
+    spec = get_spec("splicing_connectors")
+    images = loco_fc_images(tmp_path, spec.scenario)
+    items = list(zip(images["image_id"], images["image_path"], strict=True))
+    queries = queries_from_spec(spec)
+    seen = set()
+    for asked in ([q for q in queries if q.name == "connector"], queries):
+        run = ground_images(tiny_backend, items, asked, progress=False, spec=spec,
+                            normal_ids=normal_training_ids(images))
+        assert run.calibration is not None and run.calibration.images == 2
+        for row in run.objects.itertuples():
+            attributes = json.loads(row.attributes)
+            assert {"sam_iou", "stability", *spec.object(row.label).attributes} <= set(attributes), attributes
+            seen.add(row.label)
+    assert seen == {"connector", "cable"}

@@ -183,6 +183,7 @@ def test_clamps_fall_back_to_the_cable_colour(specs, obj):
 def test_a_measure_that_fails_on_some_objects_is_not_measurable(tray):
     data = tray.model_dump(by_alias=True)
     data["subqueries"][0]["measure"] = 'max(attribute_values("cap", "size"))'
+    data["objects"][0]["attributes"] = ["colour", "size"]
 
     spec = spec_from_dict(data)
     result = inverse(spec, {NORMAL}, [])

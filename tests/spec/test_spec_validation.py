@@ -135,6 +135,28 @@ def rule(data: dict, label: str) -> dict:
             "must name an object of the spec",
         ),
         (
+            lambda d: d["objects"][0].update(attributes=[]),
+            "subqueries[0] (red_caps).measure",
+            "reads attribute 'colour' of 'cap', which objects[0] (cap).attributes does not declare",
+        ),
+        (
+            lambda d: sub(d, "caps_per_slot").update(measure='attribute_values("tray", "slots")'),
+            "subqueries[2] (caps_per_slot).measure",
+            "reads attribute 'slots' of 'tray', which objects[1] (tray).attributes does not declare",
+        ),
+        (
+            lambda d: d["objects"][0].update(attributes=["colour", "colour"]),
+            "objects[0] (cap).attributes",
+            "duplicate attribute 'colour'",
+        ),
+        (
+            lambda d: d["objects"][0].update(attributes=["colour", "Colour!"]),
+            "objects[0] (cap).attributes",
+            "not an attribute name",
+        ),
+        (lambda d: d["objects"][0].update(within="shelf"), "objects[0] (cap).within", "must name another object"),
+        (lambda d: d["objects"][0].update(within="cap"), "objects[0] (cap).within", "must name another object"),
+        (
             lambda d: sub(d, "red_caps").update(measure="__import__('os')"),
             "subqueries[0] (red_caps).measure",
             "only these functions may be called",

@@ -243,7 +243,7 @@ def test_juice_bottle_rendering_table(generated: Generated) -> None:
             if "fruit icon" in o:
                 icon, label = o["fruit icon"], o["fruit label"]
                 if "juice" in o:
-                    matches = icon.attributes["fruit"] == o["juice"].attributes["type"]
+                    matches = icon.attributes["fruit"] == o["juice"].attributes["fruit"]
                     assert matches == (cls != "wrong_juice_type"), image_id
                 offset = abs(icon.centroid[0] - label.centroid[0]) / label.width
                 assert (offset > 0.15) == (cls == "misplaced_fruit_icon"), f"{image_id}: {offset:.2f}"
@@ -341,8 +341,12 @@ def test_splicing_connectors_rendering_table(generated: Generated) -> None:
                 assert matches == (cls != "cable_color"), image_id
             if cls == "cable_cut":
                 assert sorted(c.attributes["piece"] for c in cables) == [1, 2]
+            for cable in cables:  # terminals count from 1 at the top; a free end is None
+                assert all(t is None or 1 <= t <= min(clamps) for t in cable.attributes["terminals"]), image_id
             if cls == "wrong_cable_location":
-                left, right = cables[0].attributes["clamps"]
+                left, right = cables[0].attributes["terminals"]
                 assert left != right
             elif n_conn == 2 and cables and cls != "cable_cut":
-                assert all(c.attributes["clamps"][0] == c.attributes["clamps"][1] for c in cables), image_id
+                assert all(c.attributes["terminals"][0] == c.attributes["terminals"][1] for c in cables), image_id
+            if cls == "cable_cut":
+                assert sorted(c.attributes["terminals"].count(None) for c in cables) == [1, 1], image_id

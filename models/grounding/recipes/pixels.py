@@ -1,4 +1,4 @@
-"""Pixel tools the classical recipes share: colour spaces, colour tests, blobs, holes and lengths.
+"""Pixel tools the classical recipes share: colour spaces, colour tests, blobs, filled holes and lengths.
 
 Every recipe reasons in the colour spaces where the generated scenes separate best: OpenCV's
 full-range HSV (hue 0–255, so hue bands have a finer grid than the 0–180 default) and 8-bit Lab.
@@ -117,11 +117,6 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     filled = np.zeros(mask.shape, np.uint8)
     cv2.fillConvexPoly(filled, hull, 1)
     return filled.astype(bool) | mask
-
-
-def holes(mask: np.ndarray, min_area: float) -> list[np.ndarray]:
-    """The enclosed holes of a mask with at least ``min_area`` pixels."""
-    return blobs(fill_holes(mask) & ~mask, min_area)
 
 
 def fill_rows(mask: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ names its kind, and the shape confirms it where the hue is ambiguous (a ring fil
 circle, a hexagon only about 80 % of it). Screws are pale, nearly grey and much brighter than the
 bag: hysteresis on brightness relative to the bag's own level (a blob of fairly bright pixels
 counts when it holds clearly bright ones) keeps the bag's lighter seal out while keeping the
-screws' darker borders in. A screw's length is its rotated bounding rectangle's long side, judged
-against the normal long screw, whose length is a fixed share of the bag image's height.
+screws' darker borders in; a blob counts as a screw when its rotated bounding rectangle's long side
+is that of a screw (up to twice the normal long screw, whose length is a fixed share of the bag
+image's height). Length classes are the attribute stage's (:mod:`models.grounding.attributes`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ REAL_HEIGHT = 1100.0  # MVTec LOCO AD screw_bag images are 1100 pixels high
 LONG_SCREW = 430.0  # the normal long screw's length in real pixels
 PART_RADIUS = 0.12 * LONG_SCREW  # nut and washer outer radius, about
 SCREW_WIDTH = 0.2 * LONG_SCREW  # head width
-# Length classes as upper bounds of length / LONG_SCREW: midpoints between 0.35, 0.5, 0.65, 1.0, 1.3.
-LENGTH_CLASSES = (("very short", 0.42), ("too short", 0.57), ("short", 0.81), ("long", 1.14), ("too long", np.inf))
 NUT_MIN_HUE = 22  # full-range hue: brass nuts 26–34, copper washers 9–18
 HUE_MARGIN = 3  # within this of NUT_MIN_HUE the shape decides
 RING_FILL = 0.87  # filled area / enclosing circle: a ring 0.89–0.98, a hexagon 0.73–0.83 (radius ≥ 8 px)
@@ -32,7 +31,7 @@ SCREW_LOW, SCREW_HIGH = 1.3, 1.55  # brightness relative to the bag's median for
 
 
 def segment(pixels: Pixels) -> list[ImageObject]:
-    """Every screw (with its length class), nut and washer."""
+    """Every screw, nut and washer."""
     return _screws(pixels) + _round_parts(pixels)
 
 
@@ -66,11 +65,5 @@ def _screws(pixels: Pixels) -> list[ImageObject]:
         length = long_side(mask)
         if not (mask & core).any() or length > 2 * pixels.px(LONG_SCREW) or length < 1.3 * width:
             continue
-        attributes = {"length_class": length_class(length / pixels.px(LONG_SCREW))}
-        objects.append(make_object(mask, "screw", core, attributes))
+        objects.append(make_object(mask, "screw", core))
     return objects
-
-
-def length_class(ratio: float) -> str:
-    """The design's screw length class of a length relative to the normal long screw."""
-    return next(name for name, bound in LENGTH_CLASSES if ratio < bound)

@@ -163,7 +163,7 @@ def _draw_glass_and_juice(canvas: Canvas, bottle: Bottle, juice_type: str, defec
     _draw_highlight(canvas, bottle)
     canvas.add("bottle", bottle.silhouette, **bottle_attrs)
     if "empty_bottle" not in defects:
-        canvas.add("juice", juice, type=juice_type, fill=fill, level_y=round(float(level), 1))
+        canvas.add("juice", juice, fruit=juice_type, fill=fill, level_y=round(float(level), 1))
     if fill == "too much":
         canvas.mark("wrong_fill_level_too_much", juice & ~normal)
     elif "wrong_fill_level_not_enough" in defects:

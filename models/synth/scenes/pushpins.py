@@ -130,7 +130,15 @@ def _draw_box(
             canvas.mark("missing_separator", wall)
         else:
             canvas.paint(wall, wall_colour)
-    canvas.add("box", whole, rows=ROWS, cols=COLS, separators_complete=missing_wall is None)
+    canvas.add("box", whole, rows=ROWS, cols=COLS, separators_complete=missing_wall is None,
+               missing_separators=[_separated_cells(missing_wall)] if missing_wall else [])
+
+
+def _separated_cells(wall: tuple[str, int, int]) -> list[list[int]]:
+    """The two cells ``[[row, col], [row, col]]`` a wall separates: ("v", r, c) is left of cell (r, c),
+    ("h", r, c) above it."""
+    kind, r, c = wall
+    return [[r, c - 1], [r, c]] if kind == "v" else [[r - 1, c], [r, c]]
 
 
 def _cell_interior(canvas: Canvas, box: tuple[int, int, int, int], r: int, c: int) -> np.ndarray:

@@ -228,6 +228,12 @@ def _cable_mask(canvas: Canvas, path: np.ndarray, housings: dict[str, np.ndarray
     return mask
 
 
+def _terminals(ends: tuple[int, int], free: str = "") -> list[int | None]:
+    """The ``terminals`` annotation: the clamp each end enters, ``[left, right]`` counted from 1 at the
+    top (clamp index ``i`` is the ``i + 1``-th from the top), ``None`` for the end on the ``free`` side."""
+    return [None if free == "left" else ends[0] + 1, None if free == "right" else ends[1] + 1]
+
+
 def _extra_index(rng: np.random.Generator, i: int, clamps: int) -> int:
     """The clamp of the extra cable: a neighbour of ``i``, so the two cables run side by side."""
     return int(rng.choice([c for c in (i - 1, i + 1) if 0 <= c < clamps]))
@@ -256,13 +262,12 @@ def _draw_cables(
             keep = path[len(path) - len(keep) :]
         free = polyline(canvas.shape, keep, thickness) & ~housings["left"] & ~housings["right"]
         canvas.paint(free, paint, relief=0.3)
-        clamps = [ends[0], None] if absent == "right" else [None, ends[1]]
-        canvas.add("cable", free, colour=colour, clamps=clamps)
+        canvas.add("cable", free, colour=colour, terminals=_terminals(ends, absent))
         return 1
     if defect == "cable_cut":
         return _draw_cut(canvas, path, housings, paint, colour, ends, thickness)
     canvas.paint(cable, paint, relief=0.3)
-    canvas.add("cable", cable, colour=colour, clamps=list(ends))
+    canvas.add("cable", cable, colour=colour, terminals=_terminals(ends))
     if defect in TOO_SHORT or defect in ("cable_color", "wrong_cable_location"):
         canvas.mark(defect, cable)
     return 1
@@ -284,7 +289,7 @@ def _draw_extra(
     if (dilate(extra, canvas.gap()) & cable).any():
         raise PlacementError("the two cables touch")
     canvas.paint(extra, jitter(canvas.rng, CABLE_COLOURS[colour], 6), relief=0.3)
-    canvas.add("cable", extra, colour=colour, clamps=[k, k])
+    canvas.add("cable", extra, colour=colour, terminals=_terminals((k, k)))
     canvas.mark("extra_cable", extra)
     return 1
 
@@ -310,8 +315,8 @@ def _draw_cut(
               polyline(canvas.shape, path[after], thickness) & outside]  # fmt: skip
     if (dilate(pieces[0], canvas.gap(10)) & pieces[1]).any():
         raise PlacementError("cut pieces touch")
-    for n, (piece, clamp) in enumerate(zip(pieces, ((ends[0], None), (None, ends[1])), strict=True)):
+    for n, (piece, free) in enumerate(zip(pieces, ("right", "left"), strict=True)):
         canvas.paint(piece, paint, relief=0.3)
-        canvas.add("cable", piece, colour=colour, clamps=list(clamp), piece=n + 1, pieces=2)
+        canvas.add("cable", piece, colour=colour, terminals=_terminals(ends, free), piece=n + 1, pieces=2)
     canvas.mark("cable_cut", dilate(polyline(canvas.shape, gap_points, thickness), 2) & outside)
     return 1  # still one cable, in two pieces
