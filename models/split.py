@@ -10,7 +10,7 @@ Validation and structural images are not used.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,9 @@ SPLIT_COLUMNS = [
 class SplitConfig:
     """How single-anomaly images are shared between train and test."""
 
-    train_ratio: float = 0.8
-    seed: int = 0
+    train_ratio: float = field(default=0.8, metadata={"help": "Share of each class's single-anomaly images in "
+                                                              "train (the paper: 0.8)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the per-class shuffle."})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.train_ratio <= 1.0:

@@ -71,9 +71,13 @@ COT_COLUMNS = [
 class CotConfig:
     """The ablation switch, the flagged-row policy and the seed of the per-sample draws."""
 
-    reasoning: str = "boxes"
-    policy: str = "drop"
-    seed: int = 0
+    reasoning: str = field(default="boxes", metadata={
+        "help": "boxes (CoT citing boxes), no_boxes (CoT without coordinates) or answer_only (target is "
+                "<answer>…</answer>)."})
+    policy: str = field(default="drop", metadata={
+        "help": "drop flagged rows, or keep_label_answer (keep them with the label's answer; reasoning cites no "
+                "contradicted evidence)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the per-sample question and example draws."})
 
     def __post_init__(self) -> None:
         if self.reasoning not in REASONING_MODES:
