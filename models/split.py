@@ -17,6 +17,9 @@ import pandas as pd
 
 from models.loco import TEST_GOOD, TRAIN_GOOD, LocoCategory, LocoImage
 
+SPLIT_VERSION = 1
+"""Bump when the split, or the LOCO reader it reads through (`models.loco`), changes the table for the same
+data: the asset's code version follows it, so the retraining schedule sees the change."""
 SPLIT_COLUMNS = [
     "image_id",
     "scenario",

@@ -53,6 +53,9 @@ from models.objects import ImageObject, object_from_mask
 from models.spec import ScenarioSpec, aggregate, inverse, measure
 from models.spec.inverse import measure_all
 
+AUGMENT_VERSION = 1
+"""Bump when an augmentation (here or in `models.instruct.cutpaste`) changes its output for the same inputs and
+config (the augmented_images asset's code version)."""
 KINDS = ("paste", "remove", "move", "noise", "style")
 CUT_PASTE = ("paste", "remove", "move")
 # Attributes that describe where an object is, not what it is: stale once the object moves.

@@ -44,6 +44,9 @@ from models.instruct.reasoning import think as reasoning
 from models.objects import ImageObject
 from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
 
+COT_VERSION = 1
+"""Bump when a CoT row (here or the reasoning of `models.instruct.reasoning`) changes for the same inputs and
+config (the cot_dataset asset's code version)."""
 REASONING_MODES = ("boxes", "no_boxes", "answer_only")
 POLICIES = ("drop", "keep_label_answer")
 
