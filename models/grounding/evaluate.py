@@ -18,6 +18,7 @@ import pandas as pd
 from models.grounding.base import GroundingBackend, ObjectQuery
 from models.grounding.quality import ALL_LABELS, attribute_accuracy, grounding_quality
 from models.grounding.run import ground_images
+from models.synth.generate import annotations_path, image_annotations_path, loco_root
 
 LOCO_FC_SOURCES = ("train/good", "test/good", "test/logical_anomalies")
 
@@ -49,10 +50,9 @@ class GeneratedEvaluation:
 
 def loco_fc_images(generated_dir: str | Path, scenario: str) -> pd.DataFrame:
     """The generated images LOCO FC uses: ``image_id``, absolute ``image_path`` and ``n_defect_types``."""
-    generated_dir = Path(generated_dir)
-    images = pd.read_parquet(generated_dir / "annotations" / f"{scenario}_images.parquet")
+    images = pd.read_parquet(image_annotations_path(generated_dir, scenario))
     images = images[images["source"].isin(LOCO_FC_SOURCES)].sort_values("image_id")
-    root = generated_dir / "loco"
+    root = loco_root(generated_dir)
     paths = [str(root / p) for p in images["image_path"]]
     return images.assign(image_path=paths)[["image_id", "image_path", "n_defect_types"]]
 
@@ -67,7 +67,7 @@ def evaluate_generated(
 ) -> GeneratedEvaluation:
     """Ground a generated scenario's LOCO FC images and measure them against its annotations."""
     images = loco_fc_images(generated_dir, scenario)
-    truth = pd.read_parquet(Path(generated_dir) / "annotations" / f"{scenario}.parquet")
+    truth = pd.read_parquet(annotations_path(generated_dir, scenario))
     truth = truth[truth["image_id"].isin(images["image_id"])]
     start = time.perf_counter()
     run = ground_images(backend, list(zip(images["image_id"], images["image_path"], strict=True)), queries,

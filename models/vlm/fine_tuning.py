@@ -48,6 +48,7 @@ from torch import nn
 
 from models.atomic import write_bytes_atomic, write_text_atomic
 from models.spec import ScenarioSpec, answer_matches, get_spec
+from models.storage import scenario_dir
 from models.vlm.model import VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.scoring import AnswerChecker
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     checker = exact_answer_match
     if run.scenario is not None:
-        checker = spec_answer_checker(get_spec(run.scenario, os.getenv("LOGICLS_SCENARIO_DIR") or None))
+        checker = spec_answer_checker(get_spec(run.scenario, scenario_dir()))
     with _reporter(rank == 0) as report:
         result = train_lora(
             run.model_dir, pd.read_parquet(run.samples), run.train, run.output_dir,
