@@ -69,8 +69,8 @@ def test_a_new_training_version_starts_a_new_run(monkeypatch) -> None:
 
 
 def test_an_asset_without_declared_constants_is_refused() -> None:
-    from resources.code_versions import with_code_versions
     from assets.grounding import grounding
+    from resources.code_versions import with_code_versions
 
     with pytest.raises(ValueError, match=r"no CODE_VERSIONS entry for \['grounding'\]"):
         with_code_versions([grounding], {})
