@@ -105,7 +105,7 @@ class _NotAsked(Exception):
     """A question left unasked because an earlier one failed; that failure is what propagates."""
 
 
-def api_answerer(client: ChatCompleter, *, concurrency: int = 4) -> Answerer:
+def api_answerer(client: ChatCompleter, *, concurrency: int) -> Answerer:
     """Replies from an OpenAI-compatible vision endpoint, ``concurrency`` requests in flight.
 
     Retries, the request budget and the response cache are the client's (``models.llm``): a
