@@ -16,20 +16,20 @@ labelled by configuration, and shows them in the Table III order.
 from dataclasses import dataclass
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 from pydantic import Field
 
 from models.evaluation import build_questions, predict, select_examples
-from models.evaluation.answerers import local_answerer
+from models.evaluation.answerers import PredictionConfig, local_answerer
 from models.instruct.cot import CotConfig, build_cot, original_records, questions_by_subquery
 from models.objects import objects_from_frame
-from models.spec import UnparseablePolicy
-from models.storage import ablation_dir
 from models.vlm.fine_tuning import FineTuningRun, training_samples
 from models.vlm.inference import generation_room
+from resources.config_mirror import mirror
 from resources.fine_tuning import FineTuneConfig, train_in_pipes
 from resources.metadata import frame_data_version, markdown_table
 from resources.partitions import scenario_partitions, spec_for
+from resources.storage import StorageResource
 from resources.tags import GPU_POOL, gpu_tags
 from resources.vlm import VisionLanguageModel
 
@@ -50,6 +50,9 @@ ABLATIONS = {
     "sft_reasoning_boxes": Ablation("boxes", "+ boxes in the reasoning"),
 }
 
+CODE_VERSIONS = {"lac_ablation": ["models.vlm.train.TRAINING_VERSION", "models.instruct.cot.COT_VERSION",
+                                   "models.evaluation.predict.PREDICTION_VERSION"]}
+
 # Table III in the paper's order: (row, method, configuration) of lac_metrics.
 TABLE_III_ROWS = [
     ("decomposition only", "icl", "default"),
@@ -58,26 +61,25 @@ TABLE_III_ROWS = [
 ]
 
 
-class AblationConfig(Config):
-    """Which ablations run, and the training and generation settings they share with the main chain."""
+class AblationConfig(mirror(PredictionConfig, hidden={"api_concurrency": "the ablation asks the local model "
+                                                                           "only, never an endpoint"})):
+    """Which ablations run, and the training and generation settings they share with the main chain: generation
+    follows `models.evaluation.PredictionConfig` as `lac_predictions` does, so each Table III row is produced
+    under the same limit as the rows it is compared with."""
 
     configurations: list[str] = Field(default=list(ABLATIONS), description=f"Any of {list(ABLATIONS)}.")
     training: FineTuneConfig = Field(default_factory=FineTuneConfig, description="As for vlm_adapter.")
-    batch_size: int = 8
-    max_new_tokens: int | None = Field(default=None, description="None: the longest target plus a margin.")
-    unparseable_policy: str = "normal"
 
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),
 )
 def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc_split: pd.DataFrame,
                  grounding: pd.DataFrame, subquery_paraphrases: pd.DataFrame, vlm: VisionLanguageModel,
-                 pipes_subprocess_client: PipesSubprocessClient):
+                 storage: StorageResource, pipes_subprocess_client: PipesSubprocessClient):
     """Table III's middle rows for one scenario: for each ablation, its CoT data (original training images, the
     configured reasoning), a LoRA adapter trained without resampling, and its predictions on the test split, in
     the columns of lac_predictions plus `configuration`."""
@@ -85,6 +87,7 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
     if unknown:
         raise ValueError(f"unknown ablation configurations {unknown}; choose from {list(ABLATIONS)}")
     spec = spec_for(context.partition_key)
+    settings = config.to_core()
     train = loco_fc_split[loco_fc_split["split"] == "train"]
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
@@ -98,16 +101,16 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
         samples = training_samples(cot)
         train_config = config.training.model_copy(update={"resampling": ablation.resampling}).train_config(
             vlm.is_tiny, generation_room(samples["target"]))
-        run = FineTuningRun.prepare(ablation_dir(vlm.storage_dir, name, spec.scenario), samples, train_config,
+        run = FineTuningRun.prepare(storage.layout.ablation_dir(name, spec.scenario), samples, train_config,
                                     model_dir=base["base_model"], base_model_hash=base["base_model_hash"],
                                     model_config=vlm.vlm_config(), scenario=spec.scenario,
                                     resume=config.training.resume)
         train_in_pipes(context, pipes_subprocess_client, run, config.training.nproc_per_node)
         asked = build_questions(test, spec, select_examples(cot, spec, train["image_id"]))
-        answerer = local_answerer(vlm.load(run.adapter_dir), batch_size=config.batch_size,
-                                  max_new_tokens=config.max_new_tokens or generation_room(samples["target"]))
+        answerer = local_answerer(vlm.load(run.adapter_dir), batch_size=settings.batch_size,
+                                  max_new_tokens=settings.generation_limit(samples["target"], tiny=vlm.is_tiny))
         table = predict(spec, asked, answerer, method="finetuned", model=vlm.model_dir().name, true_labels=truth,
-                        policy=UnparseablePolicy(config.unparseable_policy))
+                        policy=settings.policy)
         frames.append(table.assign(configuration=name))
         context.log.info(f"{name}: trained on {len(samples)} samples, {len(asked)} questions answered")
     table = pd.concat(frames, ignore_index=True)

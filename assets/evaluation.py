@@ -21,7 +21,6 @@ from dagster import (
     AssetKey,
     AssetOut,
     AutomationCondition,
-    Config,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -47,22 +46,30 @@ from models.evaluation import (
     select_examples,
     write_html,
 )
-from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, default_max_new_tokens
+from models.evaluation.answerers import PredictionConfig
 from models.evaluation.metrics import DEFAULT_CONFIGURATION
 from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
-from models.spec import ScenarioSpec, UnparseablePolicy
+from models.spec import ScenarioSpec
 from models.spec.metrics import scenario_scores
-from models.storage import adapter_dir, reports_dir
+from resources.config_mirror import mirror
 from resources.llm import ChatEndpoint
 from resources.metadata import frame_data_version, image_markdown, markdown_table
 from resources.partitions import SCENARIO_SPECS, scenario_partitions, spec_for
 from resources.retries import retry_on_endpoint_outage
+from resources.storage import StorageResource
 from resources.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from resources.vlm import TINY_NOTE, VisionLanguageModel
 
 PARSEABLE_TARGET = 0.9
 PREVIEW_IMAGES = 12
+METRICS = ["models.evaluation.metrics.METRICS_VERSION"]
+CODE_VERSIONS = {
+    "lac_predictions": ["models.evaluation.predict.PREDICTION_VERSION",
+                        "models.evaluation.answerers.API_CACHE_TAG"],
+    "lac_report": ["models.evaluation.report.REPORT_VERSION"],
+    "lac_metrics": METRICS, "lac_class_metrics": METRICS, "lac_confusion": METRICS,
+}
 
 
 # lac_metrics follows its inputs by itself once the automation sensor is switched on (off by default):
@@ -70,23 +77,15 @@ PREVIEW_IMAGES = 12
 METRICS_AUTOMATION = AutomationCondition.eager()
 
 
-class LacPredictionsConfig(Config):
-    """Which methods answer the test split, and how generation runs."""
+class LacPredictionsConfig(mirror(PredictionConfig)):
+    """Which methods answer the test split, how generation runs (`models.evaluation.PredictionConfig`, shared
+    with the Table III rows), and step retries."""
 
     methods: list[str] = Field(
         default=list(METHODS),
         description="finetuned (base + the scenario's adapter), icl (base model in context), icl_api "
                     "(the icl_endpoint resource in context; skipped when no endpoint is configured).",
     )
-    batch_size: int = Field(default=8, description="Prompts per generate() call (subqueries of 1-2 images).")
-    max_new_tokens: int | None = Field(
-        default=None,
-        description="Generation limit; None = room for the longest cot_dataset target (as training scores), "
-                    f"at least {CHECKPOINT_MIN_NEW_TOKENS} for a real checkpoint.",
-    )
-    unparseable_policy: str = Field(default="normal", description="What h does with unreadable answers: "
-                                    "normal (assume the normal answer), ignore (skip rules reading it), error.")
-    api_concurrency: int = Field(default=4, description="Requests in flight to the icl endpoint.")
     endpoint_retries: int = Field(default=2, description="Step retries, a minute apart, after an endpoint outage "
                                   "(connection errors, timeouts, HTTP 408/409/429/5xx; 0: fail at once). A refused "
                                   "request (HTTP 400/401/403/404/422) fails at once.")
@@ -95,7 +94,6 @@ class LacPredictionsConfig(Config):
 @asset(
     partitions_def=scenario_partitions,
     deps=[AssetKey("vlm_adapter")],
-    code_version="1",
     kinds={"pytorch", "parquet"},
     pool=GPU_POOL,
     tags=gpu_tags(),
@@ -105,14 +103,16 @@ class LacPredictionsConfig(Config):
     ],
 )
 def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig, loco_fc_split: pd.DataFrame,
-                    cot_dataset: pd.DataFrame, vlm: VisionLanguageModel, icl_endpoint: ChatEndpoint):
+                    cot_dataset: pd.DataFrame, vlm: VisionLanguageModel, icl_endpoint: ChatEndpoint,
+                    storage: StorageResource):
     """Every subquery of every test image asked in the paper's Fig. 3 format (one normal training image from
     cot_dataset as the example), by the fine-tuned model, the same base model in context, and optionally an
     OpenAI-compatible endpoint; replies parsed and h applied. One row per (image, subquery, method) with the
     raw reply, the parsed answer and, repeated per image, the true and predicted label sets and the evidence."""
     spec = spec_for(context.partition_key)
+    settings = config.to_core()
     methods, skipped = _methods(config.methods, icl_endpoint)
-    adapter = adapter_dir(vlm.storage_dir, spec.scenario)
+    adapter = storage.layout.adapter_dir(spec.scenario)
     if "finetuned" in methods and not (adapter / "adapter_config.json").is_file():
         raise Failure(f"no LoRA adapter at {adapter}: materialize vlm_adapter for {spec.scenario} first, "
                       "or leave 'finetuned' out of methods")
@@ -120,15 +120,14 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    max_new_tokens = config.max_new_tokens or default_max_new_tokens(cot_dataset["target"], tiny=vlm.is_tiny)
-    policy = UnparseablePolicy(config.unparseable_policy)
+    max_new_tokens = settings.generation_limit(cot_dataset["target"], tiny=vlm.is_tiny)
     frames, timing, usage = [], {}, {}
     with retry_on_endpoint_outage(config.endpoint_retries):
-        for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, config, max_new_tokens,
+        for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, settings, max_new_tokens,
                                                   usage):
             began = time.perf_counter()
             frames.append(predict(spec, questions, answerer, method=method, model=model, true_labels=truth,
-                                  policy=policy))
+                                  policy=settings.policy))
             timing[method] = time.perf_counter() - began
             context.log.info(f"{method} ({model}): {len(questions)} questions in {timing[method]:.1f} s")
     table = pd.concat(frames, ignore_index=True)
@@ -173,7 +172,7 @@ def _methods(requested: list[str], endpoint: ChatEndpoint) -> tuple[list[str], l
 
 
 def _answerers(methods: list[str], vlm: VisionLanguageModel, endpoint: ChatEndpoint, adapter: Path,
-               config: LacPredictionsConfig, max_new_tokens: int,
+               settings: PredictionConfig, max_new_tokens: int,
                usage: dict[str, int]) -> Iterator[tuple[str, str, Answerer]]:
     """(method, model name, answerer) in turn; the base model is loaded once, ``icl`` answers before the
     adapter is attached for ``finetuned``; the endpoint's usage counts land in ``usage``."""
@@ -183,11 +182,11 @@ def _answerers(methods: list[str], vlm: VisionLanguageModel, endpoint: ChatEndpo
         for method in local:
             if method == "finetuned":
                 loaded.load_adapter(adapter)
-            yield method, vlm.model_dir().name, local_answerer(loaded, batch_size=config.batch_size,
+            yield method, vlm.model_dir().name, local_answerer(loaded, batch_size=settings.batch_size,
                                                                 max_new_tokens=max_new_tokens)
     if "icl_api" in methods:
         with endpoint.client() as client:
-            yield "icl_api", endpoint.model, api_answerer(client, concurrency=config.api_concurrency)
+            yield "icl_api", endpoint.model, api_answerer(client, concurrency=settings.api_concurrency)
             usage.update(client.report())
 
 
@@ -218,14 +217,14 @@ METRICS_CHECK = "metrics_cover_every_scenario"
 
 @multi_asset(
     outs={
-        "lac_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+        "lac_metrics": AssetOut(kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                 automation_condition=METRICS_AUTOMATION,
                                 description="Table II: binary and macro F1 (%) per scenario and on average, "
                                             "one row per model × method (× configuration)."),
-        "lac_class_metrics": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+        "lac_class_metrics": AssetOut(kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                       automation_condition=METRICS_AUTOMATION,
                                       description="Per class: precision, recall, F1, support (one-vs-rest)."),
-        "lac_confusion": AssetOut(code_version="1", kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
+        "lac_confusion": AssetOut(kinds={"pandas", "parquet"}, tags=all_scenarios_tags(),
                                   automation_condition=METRICS_AUTOMATION,
                                   description="Images per (true label set, predicted label set) with its outcome."),
     },
@@ -291,17 +290,16 @@ def table_iii(table_ii: pd.DataFrame) -> pd.DataFrame:
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
     kinds={"html"},
 )
 def lac_report(context: AssetExecutionContext, lac_predictions: pd.DataFrame, grounding: pd.DataFrame,
-               vlm: VisionLanguageModel) -> MaterializeResult:
+               vlm: VisionLanguageModel, storage: StorageResource) -> MaterializeResult:
     """A self-contained HTML page per scenario: each test image with its grounded boxes, every subquery with each
     model's reasoning and parsed answer, the classes h fired with their evidence, and the truth."""
     spec = spec_for(context.partition_key)
     notes = [TINY_NOTE] if vlm.is_tiny else []
     html = scenario_report(spec, lac_predictions, grounding, notes=notes)
-    path = write_html(reports_dir(vlm.storage_dir) / f"{spec.scenario}.html", html)
+    path = write_html(storage.layout.report(spec.scenario), html)
     return MaterializeResult(
         metadata={
             "report": MetadataValue.path(str(path)),

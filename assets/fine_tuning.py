@@ -26,16 +26,17 @@ from dagster import (
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.storage import adapter_dir, training_dir
 from models.vlm.fine_tuning import FineTuningRun, adapter_digest, epoch_summary, training_samples
 from models.vlm.inference import generation_room
 from resources.fine_tuning import FineTuneConfig, train_in_pipes
 from resources.metadata import frame_data_version, image_markdown, markdown_table
 from resources.partitions import scenario_partitions
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 
 GPU_TAGS = {"logicls/compute": "gpu"}
-TRAINING_CODE_VERSION = "1"
+TRAINING = ["models.vlm.train.TRAINING_VERSION"]
+CODE_VERSIONS = {"vlm_adapter": TRAINING, "difficulty_scores": TRAINING, "resampling_probabilities": TRAINING}
 
 
 def probability_plot(probabilities: pd.DataFrame, group_key: str) -> np.ndarray:
@@ -58,15 +59,15 @@ def probability_plot(probabilities: pd.DataFrame, group_key: str) -> np.ndarray:
 @multi_asset(
     outs={
         "vlm_adapter": AssetOut(
-            dagster_type=Nothing, kinds={"pytorch", "safetensors"}, code_version=TRAINING_CODE_VERSION,
+            dagster_type=Nothing, kinds={"pytorch", "safetensors"},
             tags=GPU_TAGS, description="The scenario's LoRA adapter (PEFT folder) and its per-epoch checkpoints.",
         ),
         "difficulty_scores": AssetOut(
-            kinds={"parquet"}, code_version=TRAINING_CODE_VERSION,
+            kinds={"parquet"},
             description="Eq. 4 for every sample after every epoch: correct, perplexity, difficulty.",
         ),
         "resampling_probabilities": AssetOut(
-            kinds={"parquet"}, code_version=TRAINING_CODE_VERSION,
+            kinds={"parquet"},
             description="Eq. 5: the probability of every subquery group for the next epoch's minibatches.",
         ),
     },
@@ -76,18 +77,18 @@ def probability_plot(probabilities: pd.DataFrame, group_key: str) -> np.ndarray:
     op_tags=GPU_TAGS,
 )
 def vlm_adapter(context: AssetExecutionContext, config: FineTuneConfig, cot_dataset: pd.DataFrame,
-                vlm: VisionLanguageModel, pipes_subprocess_client: PipesSubprocessClient):
+                vlm: VisionLanguageModel, storage: StorageResource, pipes_subprocess_client: PipesSubprocessClient):
     """LoRA fine-tuning on the scenario's CoT data with difficulty-aware resampling (the paper's Eq. 4-5)."""
     scenario = context.partition_key
     samples = training_samples(cot_dataset)
     base = vlm.describe()
     train_config = config.train_config(vlm.is_tiny, generation_room(samples["target"]))
-    run = FineTuningRun.prepare(training_dir(vlm.storage_dir, scenario), samples, train_config,
+    run = FineTuningRun.prepare(storage.layout.training_dir(scenario), samples, train_config,
                                 model_dir=base["base_model"], base_model_hash=base["base_model_hash"],
                                 model_config=vlm.vlm_config(), scenario=scenario, resume=config.resume)
     context.log.info(f"training {len(samples)} samples on {base['base_model']}")
     result = train_in_pipes(context, pipes_subprocess_client, run, config.nproc_per_node)
-    final_dir = adapter_dir(vlm.storage_dir, scenario)
+    final_dir = storage.layout.adapter_dir(scenario)
     run.publish_adapter(final_dir)
     summary = epoch_summary(result.difficulty, result.epoch_losses)
     yield Output(

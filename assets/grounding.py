@@ -26,11 +26,14 @@ from resources.partitions import scenario_partitions, spec_for
 GPU_TAGS = {"logicls/compute": "gpu"}
 MAX_FAILED_SHARE = 0.1
 QUALITY_TARGET = 0.9
+CODE_VERSIONS = {
+    "grounding": ["models.grounding.base.GROUNDING_VERSION", "models.grounding.classical.RECIPE_VERSION"],
+    "grounding_quality": ["models.grounding.quality.QUALITY_VERSION"],
+}
 
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="2",
     kinds={"pytorch", "parquet"},
     pool="gpu",
     tags=GPU_TAGS,
@@ -100,7 +103,6 @@ def _overlays(objects: pd.DataFrame, split: pd.DataFrame, n: int = 2) -> str:
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("grounding_recall", asset="grounding_quality",

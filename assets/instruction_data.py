@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
     MetadataValue,
     Output,
     asset,
@@ -42,27 +41,31 @@ from models.instruct.cot import (
     unparseable_answers,
     write_jsonl,
 )
-from models.instruct.paraphrase import paraphrase_subquery
+from models.instruct.paraphrase import ParaphraseConfig, paraphrase_subquery
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec, inverse, paraphrase_invariants
+from resources.config_mirror import mirror
 from resources.grounding import Grounder
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
 from resources.metadata import frame_data_version, image_markdown, markdown_table
 from resources.partitions import scenario_partitions, spec_for
 from resources.retries import retry_on_endpoint_outage
+from resources.storage import StorageResource
 
 PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "source", "model"]
 VISIBLE_TARGET = 0.9  # share of cut-paste images whose edit grounding must see again
 AGREEMENT_TARGET = 0.95  # share of CoT answers that must equal the generator's truth
+CODE_VERSIONS = {
+    "subquery_paraphrases": ["models.instruct.paraphrase.PROMPT_VERSION"],
+    "augmented_images": ["models.instruct.augment.AUGMENT_VERSION"],
+    "cot_dataset": ["models.instruct.cot.COT_VERSION"],
+}
 
 
-class ParaphraseConfig(Config):
-    """How many paraphrases each subquery gets (the paper: 10–20)."""
+class SubqueryParaphrasesConfig(mirror(ParaphraseConfig)):
+    """How many paraphrases each subquery gets (`models.instruct.paraphrase.ParaphraseConfig`), and step retries."""
 
-    n_min: int = Field(default=10, description="Fewest paraphrases per subquery.")
-    n_max: int = Field(default=20, description="Most paraphrases per subquery.")
-    seed: int = Field(default=0, description="Seed of the offline paraphraser.")
     endpoint_retries: int = Field(default=2, description="Step retries, a minute apart, after an endpoint outage "
                                   "(connection errors, timeouts, HTTP 408/409/429/5xx; 0: fail at once). A refused "
                                   "request (HTTP 400/401/403/404/422) fails at once.")
@@ -70,22 +73,23 @@ class ParaphraseConfig(Config):
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
     kinds={"openai", "parquet"},
     check_specs=[
         AssetCheckSpec("paraphrase_counts", asset="subquery_paraphrases",
                        description="Every subquery has between n_min and n_max paraphrases."),
     ],
 )
-def subquery_paraphrases(context: AssetExecutionContext, config: ParaphraseConfig, paraphraser: ChatEndpoint):
+def subquery_paraphrases(context: AssetExecutionContext, config: SubqueryParaphrasesConfig,
+                         paraphraser: ChatEndpoint):
     """10–20 paraphrases per subquery (row 0 of each subquery is its original text) from an OpenAI-compatible
     endpoint, validated to keep numbers, objects and the answer format; offline rule-based when none is set."""
     spec = spec_for(context.partition_key)
+    settings = config.to_core()
     rows = []
     with retry_on_endpoint_outage(config.endpoint_retries), paraphraser.client() as client:
         for sub in spec.subqueries:
-            found = paraphrase_subquery(sub.text, paraphrase_invariants(sub), config.n_min, config.n_max,
-                                        client=client, seed=config.seed)
+            found = paraphrase_subquery(sub.text, paraphrase_invariants(sub), settings.n_min, settings.n_max,
+                                        client=client, seed=settings.seed, max_rounds=settings.max_rounds)
             rows.append((spec.scenario, sub.id, 0, sub.text, "original", None))
             rows += [(spec.scenario, sub.id, i, p.text, p.source, p.model) for i, p in enumerate(found, start=1)]
         usage = client.report() if client is not None else {}
@@ -115,31 +119,15 @@ def subquery_paraphrases(context: AssetExecutionContext, config: ParaphraseConfi
 # --- augmented_images ----------------------------------------------------------------------------
 
 
-class AugmentedImagesConfig(Config):
-    """How many augmentations of each kind every training image gets (deterministic for the seed)."""
+class AugmentedImagesConfig(mirror(AugmentConfig)):
+    """How many augmentations of each kind every training image gets, deterministic for the seed
+    (`models.instruct.augment.AugmentConfig`), and how many the visibility check grounds again."""
 
-    paste: int = Field(default=1, description="Cut-paste: an extra instance of an editable object (count + 1).")
-    remove: int = Field(default=1, description="Cut-paste: one instance removed (count - 1).")
-    move: int = Field(default=1, description="Cut-paste: one instance moved to another free place.")
-    noise: int = Field(default=1, description="Gaussian noise copies (labels unchanged).")
-    style: int = Field(default=1, description="Reinhard colour transfer from another training image "
-                                              "(labels unchanged).")
-    seed: int = Field(default=0, description="Seed of every random choice.")
-    noise_sigma: float = Field(default=6.0, description="Standard deviation of the noise in grey levels.")
-    gap: int = Field(default=3, description="Pixels kept free between a placed object and any other.")
-    attempts: int = Field(default=8, description="Tries per cut-paste augmentation before giving up.")
-    keep_unchanged: bool = Field(default=True, description="Keep cut-paste edits that change no label.")
     reground_limit: int = Field(default=200, description="Cut-paste images grounded again by the visibility check.")
-
-    def augment_config(self) -> AugmentConfig:
-        return AugmentConfig(paste=self.paste, remove=self.remove, move=self.move, noise=self.noise,
-                             style=self.style, seed=self.seed, noise_sigma=self.noise_sigma, gap=self.gap,
-                             attempts=self.attempts, keep_unchanged=self.keep_unchanged)
 
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="1",
     kinds={"opencv", "parquet"},
     check_specs=[
         AssetCheckSpec("augmented_labels_follow_h", asset="augmented_images", blocking=True,
@@ -150,14 +138,14 @@ class AugmentedImagesConfig(Config):
     ],
 )
 def augmented_images(context: AssetExecutionContext, config: AugmentedImagesConfig, loco_fc_split: pd.DataFrame,
-                     grounding: pd.DataFrame, loco: LocoDataset, grounder: Grounder):
+                     grounding: pd.DataFrame, storage: StorageResource, grounder: Grounder):
     """Training images edited by Poisson cut-paste (paste / remove / move an object, labels and answers
     through h) or by noise and colour-statistics style transfer (labels unchanged); PNGs under
     <storage>/augmented_images/<scenario>/, one row per augmented image."""
     spec = spec_for(context.partition_key)
     train = loco_fc_split[loco_fc_split["split"] == "train"]
-    out_dir = Path(loco.storage_dir) / "augmented_images" / spec.scenario
-    run = augment_split(spec, train, objects_from_frame(grounding), out_dir, config.augment_config())
+    out_dir = storage.layout.augmented_images(spec.scenario)
+    run = augment_split(spec, train, objects_from_frame(grounding), out_dir, config.to_core())
     table = run.table
     _remove_stale_images(out_dir, table["image_path"])
     kinds = table["kind"].value_counts().reindex(list(KINDS), fill_value=0)
@@ -238,24 +226,16 @@ def _visibility_check(spec: ScenarioSpec, table: pd.DataFrame, grounder: Grounde
 # --- cot_dataset ---------------------------------------------------------------------------------
 
 
-class CotDatasetConfig(Config):
-    """The paper's ablation switch, the policy for rows whose grounding contradicts the label, the seed."""
+class CotDatasetConfig(mirror(CotConfig)):
+    """The paper's ablation switch, the policy for rows whose grounding contradicts the label, the seed
+    (`models.instruct.cot.CotConfig`), and what the checks and metadata show."""
 
-    reasoning: str = Field(default="boxes", description="boxes (CoT citing boxes), no_boxes (CoT without "
-                                                        "coordinates) or answer_only (target is <answer>…</answer>).")
-    policy: str = Field(default="drop", description="drop flagged rows, or keep_label_answer (keep them with "
-                                                    "the label's answer; reasoning cites no contradicted evidence).")
-    seed: int = Field(default=0, description="Seed of the per-sample question and example draws.")
     max_flagged_rate: float = Field(default=0.1, description="The contradiction check warns above this share.")
     examples: int = Field(default=3, description="Example rows shown in the metadata.")
-
-    def cot_config(self) -> CotConfig:
-        return CotConfig(reasoning=self.reasoning, policy=self.policy, seed=self.seed)
 
 
 @asset(
     partitions_def=scenario_partitions,
-    code_version="2",
     kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec("cot_answers_parse", asset="cot_dataset", blocking=True,
@@ -269,18 +249,18 @@ class CotDatasetConfig(Config):
 )
 def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_fc_split: pd.DataFrame,
                 grounding: pd.DataFrame, subquery_paraphrases: pd.DataFrame, augmented_images: pd.DataFrame,
-                loco: LocoDataset):
+                loco: LocoDataset, storage: StorageResource):
     """One row per (image, subquery) over the training split and the augmented images: question (original or
     paraphrase), chain of thought citing the grounded boxes, true answer, target text and the Fig. 3 in-context
     example; also written as LLaMA-Factory sharegpt JSONL to <storage>/cot_dataset/<scenario>.jsonl."""
     spec = spec_for(context.partition_key)
-    cot = config.cot_config()
+    cot = config.to_core()
     train = loco_fc_split[loco_fc_split["split"] == "train"]
     objects = objects_from_frame(grounding)
     records = original_records(spec, train, objects) + augmented_records(spec, augmented_images)
     build = build_cot(spec, records, questions_by_subquery(subquery_paraphrases), cot)
     table = build.table
-    jsonl = Path(loco.storage_dir) / "cot_dataset" / f"{spec.scenario}.jsonl"
+    jsonl = storage.layout.cot_jsonl(spec.scenario)
     write_jsonl(jsonl, table, cot.reasoning)
     context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl}")
     yield Output(

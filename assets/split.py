@@ -1,4 +1,10 @@
-"""Stage 1: the LOCO FC re-split (``loco_fc_split``), one partition per scenario.
+"""Stage 1: the LOCO FC re-split (``loco_fc_split``), one partition per scenario, and where its images come from.
+
+Lineage starts where the data does. Without ``LOGICLS_DATA_ROOT`` the images are the generated data set,
+the asset ``generated_loco`` (`models.synth`), which the split depends on. With a real MVTec LOCO AD root,
+``generated_loco`` is left out (it would generate data nobody reads) and the split depends on
+``loco_data`` instead: an external asset, that root, made outside Dagster and watched by the
+``new_labelled_images`` sensor (:func:`stage_assets` makes the choice when the definitions load).
 
 As the first stage, it also shows the user specs that were skipped when the code location loaded
 (their scenarios have no partition): in its definition metadata ``skipped_scenario_specs``, on the
@@ -14,20 +20,27 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
+    AssetsDefinition,
+    AssetSpec,
+    DataVersion,
+    Failure,
+    MaterializeResult,
     MetadataValue,
     Output,
     asset,
 )
-from pydantic import Field
 
 from models.loco import LocoCategory, scan_category
 from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
-from resources.loco import LocoDataset
+from models.storage import data_root
+from models.synth import CATEGORIES, GeneratorConfig, ensure_generated, read_manifest
+from resources.config_mirror import mirror
+from resources.loco import LocoDataset, no_generated_data
 from resources.metadata import frame_data_version, markdown_table
 from resources.partitions import SCENARIO_CATALOG, scenario_partitions
+from resources.storage import StorageResource
 
 CHECKS = [
     AssetCheckSpec("no_split_leakage", asset="loco_fc_split", blocking=True,
@@ -76,17 +89,69 @@ def scenario_specs_check(skipped: Sequence[SkippedSpec]) -> AssetCheckResult:
     )
 
 
-class LocoFcSplitConfig(Config):
-    """Launchpad settings of the re-split."""
+class GeneratedLocoConfig(mirror(GeneratorConfig)):
+    """Launchpad settings of the generated data set: `models.synth.GeneratorConfig`'s fields."""
 
-    train_ratio: float = Field(default=0.8, description="Share of each class's single-anomaly images in train.")
-    seed: int = Field(default=0, description="Seed of the per-class shuffle.")
+
+@asset(partitions_def=scenario_partitions, kinds={"opencv", "png"})
+def generated_loco(context: AssetExecutionContext, config: GeneratedLocoConfig,
+                   storage: StorageResource) -> MaterializeResult:
+    """The generated MVTec LOCO AD data set of one scenario (used when LOGICLS_DATA_ROOT is unset): images, logical
+    anomaly masks and defects_config.json in the exact LOCO layout, with the generator's instance annotations
+    beside the tree. Made once and reused while the generator's version and settings stay the same."""
+    scenario = context.partition_key
+    if scenario not in CATEGORIES:
+        raise Failure(no_generated_data(scenario))
+    out_dir = storage.layout.generated
+    root = ensure_generated(scenario, out_dir, config.to_core())
+    manifest = read_manifest(out_dir, scenario)
+    counts = manifest["image_counts"]
+    context.log.info(f"{scenario}: {sum(counts.values())} images under {root / scenario}")
+    return MaterializeResult(
+        metadata={
+            "loco_root": MetadataValue.path(str(root)),
+            "images": sum(counts.values()),
+            "image_counts": MetadataValue.json(counts),
+            "generator_version": manifest["version"],
+            "generator_config": MetadataValue.json(manifest["config"]),
+        },
+        data_version=DataVersion(manifest["content_sha256"][:16]),
+    )
+
+
+LOCO_DATA = "loco_data"
+CODE_VERSIONS = {
+    "generated_loco": ["models.synth.generate.GENERATOR_VERSION"],
+    "loco_fc_split": ["models.split.SPLIT_VERSION"],
+}
+
+
+def stage_assets(assets: Sequence[AssetsDefinition], group_name: str) -> list[AssetsDefinition | AssetSpec]:
+    """The stage's assets for this deployment's data: as declared (``generated_loco`` → ``loco_fc_split``)
+    without ``LOGICLS_DATA_ROOT``; with one, ``loco_data`` (that root, an external asset) in place of
+    ``generated_loco``."""
+    root = data_root()
+    if root is None:
+        return list(assets)
+    source = AssetSpec(LOCO_DATA, partitions_def=scenario_partitions, group_name=group_name,
+                       description="MVTec LOCO AD images and masks at LOGICLS_DATA_ROOT, made outside Dagster "
+                                   "(the new_labelled_images sensor watches it).",
+                       metadata={"data_root": MetadataValue.path(str(root))})
+
+    def read_the_root(spec: AssetSpec) -> AssetSpec:
+        return spec.replace_attributes(deps=[source]) if spec.key == loco_fc_split.key else spec
+
+    return [source, *(a.map_asset_specs(read_the_root) for a in assets if generated_loco.key not in a.keys)]
+
+
+class LocoFcSplitConfig(mirror(SplitConfig)):
+    """Launchpad settings of the re-split: `models.split.SplitConfig`'s fields."""
 
 
 @asset(
     partitions_def=scenario_partitions,
     check_specs=CHECKS,
-    code_version="1",
+    deps=[generated_loco],  # stage_assets puts loco_data here when LOGICLS_DATA_ROOT is set
     kinds={"pandas", "parquet"},
     metadata={"skipped_scenario_specs": MetadataValue.md(skipped_specs_markdown(SCENARIO_CATALOG.skipped))},
 )
@@ -97,7 +162,7 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
     scenario = context.partition_key
     root = loco.root_for(scenario)
     category = scan_category(root, scenario)
-    split_config = SplitConfig(train_ratio=config.train_ratio, seed=config.seed)
+    split_config = config.to_core()
     frame = compute_split(category, split_config)
     for excluded in category.excluded:
         context.log.warning(excluded.reason)

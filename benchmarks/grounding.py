@@ -41,6 +41,7 @@ from models.grounding import (
     build_backend,
     queries_from_spec,
 )
+from models.storage import scratch_dir
 from models.synth import CATEGORIES
 
 QUERIES = [
@@ -67,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--generated-dir",
         type=Path,
-        default=Path(tempfile.gettempdir()) / "logicls-benchmark-generated",
+        default=scratch_dir("benchmark-generated"),
         help="where --scenario's data set is generated (reused while current)",
     )
     parser.add_argument("--device", default="auto")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.grounding import GroundingConfig, available_backends, build_backend
 from models.grounding.evaluate import evaluate_generated
 from models.spec import load_specs
+from models.storage import scratch_dir
 from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
 
 
@@ -42,7 +42,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     config = GeneratorConfig(scale=args.scale, seed=args.seed)
-    out = args.generated_dir or Path(tempfile.gettempdir()) / f"logicls-quality-{args.scale}-{args.seed}"
+    out = args.generated_dir or scratch_dir(f"quality-{args.scale}-{args.seed}")
     backend = build_backend(GroundingConfig(backend=args.backend))
     specs = load_specs(None)
     qualities, attributes, speed = [], [], []

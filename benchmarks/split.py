@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,13 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.loco import scan_category
 from models.split import SplitConfig, loco_fc_split
+from models.storage import scratch_dir
 from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, help="a LOCO root; default: the generated default data set")
-    parser.add_argument("--generated-dir", type=Path, default=Path(tempfile.gettempdir()) / "logicls-bench-generated",
+    parser.add_argument("--generated-dir", type=Path, default=scratch_dir("bench-generated"),
                         help="where the generated data set is made once and reused")
     parser.add_argument("--scenario", action="append", choices=CATEGORIES, help="repeat for several; default: all")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (best and median are printed)")

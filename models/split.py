@@ -10,13 +10,16 @@ Validation and structural images are not used.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from models.loco import TEST_GOOD, TRAIN_GOOD, LocoCategory, LocoImage
 
+SPLIT_VERSION = 1
+"""Bump when the split, or the LOCO reader it reads through (`models.loco`), changes the table for the same
+data: the asset's code version follows it, so the retraining schedule sees the change."""
 SPLIT_COLUMNS = [
     "image_id",
     "scenario",
@@ -35,8 +38,9 @@ SPLIT_COLUMNS = [
 class SplitConfig:
     """How single-anomaly images are shared between train and test."""
 
-    train_ratio: float = 0.8
-    seed: int = 0
+    train_ratio: float = field(default=0.8, metadata={"help": "Share of each class's single-anomaly images in "
+                                                              "train (the paper: 0.8)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the per-class shuffle."})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.train_ratio <= 1.0:

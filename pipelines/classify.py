@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,18 +32,19 @@ import transformers
 from PIL import Image
 
 from models.evaluation import build_questions, local_answerer, predict, select_examples
-from models.evaluation.answerers import default_max_new_tokens
+from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, PredictionConfig
 from models.evaluation.predict import ICLExample, normal_answer_examples
 from models.spec import ScenarioSpec, UnparseablePolicy, get_spec
-from models.storage import adapter_dir
+from models.storage import StorageLayout, scenario_dir, vlm_checkpoint
 from models.vlm.encoding import image_shape_problem
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, positive_int, run
-from resources.settings import storage_dir
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 
 __all__ = ["EXIT_BAD_INPUT", "main"]
 STORAGE_HINT = ("classify writes only the built-in model, once: point LOGICLS_STORAGE at a writable folder, "
                 "or LOGICLS_VLM_CHECKPOINT at a Qwen2.5-VL checkpoint")
+DEFAULTS = PredictionConfig()  # lac_predictions' generation settings; the flags override them
 # What PIL raises for a file that is not a whole image (truncated data, broken chunks, not an image).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
@@ -58,15 +58,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--method", choices=["finetuned", "icl"], default="finetuned",
                         help="finetuned: base model + adapter; icl: the base model in context")
     parser.add_argument("--max-new-tokens", type=positive_int,
-                        help="generation limit (default: room for the example's target; at least 512 for a real model)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="questions generated together")
-    parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy], default="normal")
+                        help="generation limit (default: room for the example's target; at least "
+                             f"{CHECKPOINT_MIN_NEW_TOKENS} for a real model)")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+                        help="questions generated together")
+    parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy],
+                        default=DEFAULTS.unparseable_policy)
     return parser.parse_args(argv)
 
 
 def load_scenario(name: str) -> ScenarioSpec:
     """The scenario's spec (a broken user spec of that name: its SpecError, naming file and fields)."""
-    return get_spec(name, os.getenv("LOGICLS_SCENARIO_DIR") or None)
+    return get_spec(name, scenario_dir())
 
 
 def check_images(paths: list[Path]) -> list[Path]:
@@ -88,20 +91,20 @@ def check_images(paths: list[Path]) -> list[Path]:
     return paths
 
 
-def resolve_adapter(args: argparse.Namespace, storage: Path) -> Path | None:
+def resolve_adapter(args: argparse.Namespace, storage: StorageLayout) -> Path | None:
     if args.method == "icl":
         return None
-    directory = args.adapter or adapter_dir(storage, args.scenario)
+    directory = args.adapter or storage.adapter_dir(args.scenario)
     if not (directory / "adapter_config.json").is_file():
         raise BadInput(f"no LoRA adapter at {directory}: materialize vlm_adapter for {args.scenario}, "
                        "pass --adapter, or use --method icl")
     return directory
 
 
-def load_examples(spec: ScenarioSpec, storage: Path) -> dict[str, ICLExample]:
+def load_examples(spec: ScenarioSpec, storage: StorageLayout) -> dict[str, ICLExample]:
     """From the latest cot_dataset, else the first normal training image of loco_fc_split."""
-    cot_path = storage / "cot_dataset" / f"{spec.scenario}.parquet"
-    split_path = storage / "loco_fc_split" / f"{spec.scenario}.parquet"
+    cot_path = storage.table("cot_dataset", spec.scenario)
+    split_path = storage.table("loco_fc_split", spec.scenario)
     if cot_path.is_file():
         return select_examples(pd.read_parquet(cot_path), spec)
     if split_path.is_file():
@@ -117,18 +120,19 @@ def load_examples(spec: ScenarioSpec, storage: Path) -> dict[str, ICLExample]:
 def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
     spec = load_scenario(args.scenario)
     images = check_images(list(dict.fromkeys(args.images)))
-    storage = Path(storage_dir())
+    storage = StorageLayout.from_environment()
     adapter = resolve_adapter(args, storage)
     examples = load_examples(spec, storage)
-    resource = VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=str(storage))
+    settings = PredictionConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                unparseable_policy=args.unparseable_policy)
+    resource = VisionLanguageModel(checkpoint_dir=vlm_checkpoint(), storage=StorageResource(root=str(storage.root)))
     vlm = resource.load(adapter)
     frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
     questions = build_questions(frame, spec, examples)
-    answerer = local_answerer(vlm, batch_size=args.batch_size,
-                              max_new_tokens=args.max_new_tokens or default_max_new_tokens(
-                                  [e.target for e in examples.values()], tiny=resource.is_tiny))
+    answerer = local_answerer(vlm, batch_size=settings.batch_size, max_new_tokens=settings.generation_limit(
+        [e.target for e in examples.values()], tiny=resource.is_tiny))
     table = predict(spec, questions, answerer, method=args.method, model=resource.model_dir().name,
-                    true_labels=None, policy=args.unparseable_policy)
+                    true_labels=None, policy=settings.policy)
     return [_image_result(rows) for _, rows in table.groupby("image_id", sort=False)]
 
 

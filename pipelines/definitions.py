@@ -8,13 +8,13 @@ is the scenario specs (`models/spec`), which every stage reads, so it has no ass
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import ModuleType
 
 from dagster import (
     AssetChecksDefinition,
     AssetsDefinition,
+    AssetSpec,
     Definitions,
     ExecutorDefinition,
     PipesSubprocessClient,
@@ -23,15 +23,17 @@ from dagster import (
 )
 
 from assets import ablation, evaluation, fine_tuning, grounding, instruction_data, split
+from models.storage import ICL_ENDPOINT, PARAPHRASE_ENDPOINT, StorageLayout, data_root, vlm_checkpoint
 from pipelines.abandoned_runs import LOCAL_EXECUTOR, abandoned_runs_sensor
 from pipelines.jobs import JOBS, refresh_from_split, train_and_evaluate
 from pipelines.schedules import build_retrain_schedule
 from pipelines.sensors import build_new_data_sensor
+from resources.code_versions import with_code_versions
 from resources.grounding import grounder_from_env
 from resources.llm import chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
-from resources.settings import data_root, storage_dir
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 
 
@@ -47,15 +49,21 @@ class Stage:
         """The module's name: the stage's asset group and single-stage job."""
         return self.module.__name__.rpartition(".")[2]
 
-    def assets(self) -> list[AssetsDefinition]:
-        return list(load_assets_from_modules([self.module], group_name=self.name))
+    def assets(self) -> list[AssetsDefinition | AssetSpec]:
+        """The module's assets in the stage's group, each with the code version of the core constants it follows
+        (the module's ``CODE_VERSIONS``, read now), chosen for this deployment by the module's ``stage_assets``
+        where it has one (the split: generated or real data)."""
+        loaded = list(load_assets_from_modules([self.module], group_name=self.name))
+        choose = getattr(self.module, "stage_assets", None)
+        chosen = choose(loaded, self.name) if choose else loaded
+        return with_code_versions(chosen, self.module.CODE_VERSIONS)
 
     def asset_checks(self) -> list[AssetChecksDefinition]:
         return list(load_asset_checks_from_modules([self.module]))
 
 
 STAGES = (  # each stage module, and the core it calls
-    Stage(1, split),             # → models.split.loco_fc_split
+    Stage(1, split),             # → models.split.loco_fc_split (its images: models.synth.ensure_generated)
     # 2: constraint decomposition, no asset: the scenario specs, models.spec
     Stage(3, grounding),         # → models.grounding.ground_images
     Stage(4, instruction_data),  # → models.instruct: paraphrase_subquery, augment_split, build_cot
@@ -66,17 +74,24 @@ STAGES = (  # each stage module, and the core it calls
 
 
 def build_resources() -> dict[str, object]:
-    """Resources configured from the environment (``LOGICLS_*``); all are editable in the launchpad."""
-    storage = storage_dir()
+    """Resources configured from the environment (``LOGICLS_*``, read by `models.storage`); all are editable in
+    the launchpad, the storage folder once for all (``storage``, which the others take)."""
+    layout = StorageLayout.from_environment()
+    # Configured at launch: a root set in the launchpad reaches the resources that take it (io_manager, loco,
+    # vlm) too, not only the assets; bound instances would keep the root they were built with.
+    storage = StorageResource.configure_at_launch(root=str(layout.root))
+    root = data_root()
+    llm_cache = str(layout.cache("llm"))
     return {
-        "io_manager": ParquetIOManager(base_dir=storage),
-        "loco": LocoDataset(data_root=data_root(), storage_dir=storage),
-        "grounder": grounder_from_env(cache_dir=f"{storage}/cache/grounding"),
-        "paraphraser": chat_endpoint_from_env("LOGICLS_PARAPHRASE", cache_dir=f"{storage}/cache/llm"),
+        "storage": storage,
+        "io_manager": ParquetIOManager(storage=storage),
+        "loco": LocoDataset(data_root=str(root) if root else None, storage=storage),
+        "grounder": grounder_from_env(cache_dir=str(layout.cache("grounding"))),
+        "paraphraser": chat_endpoint_from_env(PARAPHRASE_ENDPOINT, cache_dir=llm_cache),
         # The in-context baseline over an API: greedy (temperature 0), like the local models.
-        "icl_endpoint": chat_endpoint_from_env("LOGICLS_ICL", cache_dir=f"{storage}/cache/llm", temperature=0.0),
+        "icl_endpoint": chat_endpoint_from_env(ICL_ENDPOINT, cache_dir=llm_cache, temperature=0.0),
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
-        "vlm": VisionLanguageModel(checkpoint_dir=os.getenv("LOGICLS_VLM_CHECKPOINT", ""), storage_dir=storage),
+        "vlm": VisionLanguageModel(checkpoint_dir=vlm_checkpoint(), storage=storage),
     }
 
 

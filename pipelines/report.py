@@ -14,7 +14,6 @@ written) prints one line on stderr naming the file or flag and the fix, and exit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,8 @@ import pandas as pd
 from models.evaluation import image_report, scenario_report, write_html
 from models.evaluation.report import image_file_name
 from models.spec import get_spec
-from models.storage import reports_dir
+from models.storage import StorageLayout, scenario_dir
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, run
-from resources.settings import storage_dir
 
 __all__ = ["EXIT_BAD_INPUT", "main"]
 STORAGE_HINT = "pass --out with a writable path, or point LOGICLS_STORAGE at a writable folder"
@@ -42,22 +40,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def write_reports(args: argparse.Namespace) -> list[Path]:
-    spec = get_spec(args.scenario, os.getenv("LOGICLS_SCENARIO_DIR") or None)
-    storage = Path(storage_dir())
-    predictions_path = storage / "lac_predictions" / f"{spec.scenario}.parquet"
+    spec = get_spec(args.scenario, scenario_dir())
+    storage = StorageLayout.from_environment()
+    predictions_path = storage.table("lac_predictions", spec.scenario)
     if not predictions_path.is_file():
         raise FileNotFoundError(f"no predictions at {predictions_path}: materialize lac_predictions first")
     predictions = pd.read_parquet(predictions_path)
-    grounding_path = storage / "grounding" / f"{spec.scenario}.parquet"
+    grounding_path = storage.table("grounding", spec.scenario)
     grounding = pd.read_parquet(grounding_path) if grounding_path.is_file() else None
     one_page = len(args.image_id) <= 1
     if args.out and one_page and args.out.is_dir():
         name = image_file_name(args.image_id[0]) if args.image_id else f"{spec.scenario}.html"
         raise BadInput(f"--out {args.out} is a directory: give the HTML file to write, e.g. --out {args.out / name}")
     if not args.image_id:
-        target = args.out or reports_dir(storage) / f"{spec.scenario}.html"
+        target = args.out or storage.report(spec.scenario)
         return [write_html(target, scenario_report(spec, predictions, grounding))]
-    folder = args.out if args.out and not one_page else reports_dir(storage) / "images"
+    folder = args.out if args.out and not one_page else storage.image_reports
     paths = []
     for image_id in args.image_id:
         target = args.out if args.out and one_page else folder / image_file_name(image_id)

@@ -18,7 +18,6 @@ new adapter in the same run instead of racing it from a second schedule.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +35,8 @@ from dagster import (
     schedule,
 )
 
+from models import storage
+
 if TYPE_CHECKING:  # the asset graph a repository exposes; only its public-looking fields are used
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph, AssetNode
 
@@ -48,7 +49,7 @@ MAX_TAG_LENGTH = 200
 
 def retrain_cron() -> str:
     """``LOGICLS_RETRAIN_CRON``, or weekly on Monday at 03:00."""
-    return os.getenv("LOGICLS_RETRAIN_CRON") or DEFAULT_RETRAIN_CRON
+    return storage.retrain_cron() or DEFAULT_RETRAIN_CRON
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from dagster import Config, ConfigurableResource, EnvVar
 from pydantic import ConfigDict, Field, field_validator
 
 from models.llm import CachedChatClient, ChatClient, ChatEndpointConfig, ResponseCache
+from models.storage import EndpointVariables
+from resources.config_mirror import mirror
 
 # Upper case only: a key pasted where the name belongs (keys have lower-case letters) is refused.
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
@@ -43,8 +45,21 @@ class KeyFromEnv(Config):
         return name
 
 
-class ChatEndpoint(ConfigurableResource):
-    """One chat endpoint; unconfigured (no ``base_url``) means "work offline"."""
+ENDPOINT_SETTINGS = mirror(
+    ChatEndpointConfig,
+    base=ConfigurableResource,
+    hidden={
+        "base_url": "declared by the resource: optional there (unset: work offline), required by the client",
+        "model": "declared by the resource: empty until an endpoint is configured",
+        "api_key": "a key is never config: the resource's api_key names its environment variable instead",
+        "api_key_env": "derived from the resource's api_key",
+    },
+)
+
+
+class ChatEndpoint(ENDPOINT_SETTINGS):
+    """One chat endpoint (`models.llm.ChatEndpointConfig`'s settings); unconfigured (no ``base_url``) means
+    "work offline"."""
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
@@ -56,12 +71,6 @@ class ChatEndpoint(ConfigurableResource):
                     "unset or empty meaning no key (keyless local servers). A key itself is refused here: "
                     "run config is stored in plain text, so keys live in environment variables.",
     )
-    timeout_s: float = Field(default=60.0, description="Seconds to wait for one reply.")
-    max_retries: int = Field(default=4, description="Retries of one request after an outage (connection error, "
-                                                    "timeout, HTTP 408/409/429/5xx) or a malformed reply.")
-    request_budget: int = Field(default=1000, description="HTTP requests allowed per run, retries included.")
-    temperature: float = Field(default=0.7, description="Sampling temperature sent with every request.")
-    max_tokens: int = Field(default=1024, description="Reply length limit sent with every request.")
     cache_dir: str = Field(description="Replies are cached here, so a re-run costs nothing.")
 
     @field_validator("api_key", mode="before")
@@ -89,17 +98,8 @@ class ChatEndpoint(ConfigurableResource):
     def endpoint_config(self) -> ChatEndpointConfig:
         """The client's settings, with the key read from its environment variable now."""
         variable = self.api_key_env
-        return ChatEndpointConfig(
-            base_url=self.base_url or "",
-            model=self.model,
-            api_key=os.environ.get(variable, "") if variable else "",
-            api_key_env=variable,
-            timeout=self.timeout_s,
-            max_retries=self.max_retries,
-            request_budget=self.request_budget,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-        )
+        return self.to_core(base_url=self.base_url or "", model=self.model,
+                            api_key=os.environ.get(variable, "") if variable else "", api_key_env=variable)
 
     @contextmanager
     def client(self) -> Iterator[CachedChatClient | None]:
@@ -118,15 +118,13 @@ class ChatEndpoint(ConfigurableResource):
 
 
 def chat_endpoint_from_env(prefix: str, cache_dir: str, **overrides: object) -> ChatEndpoint:
-    """``<prefix>_BASE_URL`` and ``<prefix>_MODEL`` from the environment now, the key from ``<prefix>_API_KEY``.
+    """``<prefix>_BASE_URL`` and ``<prefix>_MODEL`` from the environment now, the key from ``<prefix>_API_KEY``
+    (`models.storage.EndpointVariables`; the prefixes are ``PARAPHRASE_ENDPOINT`` and ``ICL_ENDPOINT`` there).
 
     The key's variable is always bound, by name: it is read when a run starts, so an unset variable
     means a keyless endpoint rather than a failure at launch, and a refused key names the variable.
     """
-    return ChatEndpoint(
-        base_url=os.getenv(f"{prefix}_BASE_URL") or None,
-        model=os.getenv(f"{prefix}_MODEL", ""),
-        api_key=EnvVar(f"{prefix}_API_KEY"),
-        cache_dir=cache_dir,
-        **overrides,
-    )
+    variables = EndpointVariables(prefix)
+    base_url, model = variables.settings()
+    return ChatEndpoint(base_url=base_url, model=model, api_key=EnvVar(variables.api_key), cache_dir=cache_dir,
+                        **overrides)

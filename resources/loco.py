@@ -1,6 +1,7 @@
-"""Where the MVTec LOCO AD images come from: a real root, or the generated default data set."""
+"""Where the MVTec LOCO AD images come from: a real root, or the generated data set (asset ``generated_loco``)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the field types to find the nested `storage`
+# resource, and string annotations hide it (a root set in the launchpad would not reach this resource).
 
 from pathlib import Path
 
@@ -8,24 +9,23 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.loco import LAYOUT_HINT, LocoFormatError
+from models.synth import CATEGORIES, annotations_path, loco_root
+from resources.storage import StorageResource
 
 
 class LocoDataset(ConfigurableResource):
     """An MVTec LOCO AD root (``LOGICLS_DATA_ROOT``), or, when none is set, the generated data set.
 
-    The generated set is made once per scenario under ``<storage_dir>/generated`` and reused while
-    the generator's version and settings stay the same, so every later run reads the same files.
+    The generated set is the ``generated_loco`` asset, made under the storage folder
+    (`models.storage.StorageLayout.generated`); this resource only reads it, so lineage shows where the
+    images come from.
     """
 
     data_root: str | None = Field(
-        default=None, description="MVTec LOCO AD root; unset = generate the default data set once."
+        default=None, description="MVTec LOCO AD root (LOGICLS_DATA_ROOT); unset = the generated data set "
+                                  "(asset generated_loco)."
     )
-    storage_dir: str = Field(description="Storage directory (LOGICLS_STORAGE); generated data lives below it.")
-    generator_seed: int = Field(default=0, description="Seed of the generated data set.")
-    generator_scale: float = Field(default=0.25, description="Generated image size relative to MVTec LOCO AD.")
-    generator_per_logical_class: int = Field(
-        default=10, description="Generated single-anomaly images per logical defect type."
-    )
+    storage: StorageResource
 
     @property
     def is_generated(self) -> bool:
@@ -33,41 +33,37 @@ class LocoDataset(ConfigurableResource):
 
     @property
     def generated_dir(self) -> Path:
-        return Path(self.storage_dir) / "generated"
+        """Where ``generated_loco`` writes the generated data set."""
+        return self.storage.layout.generated
 
     @property
     def loco_root(self) -> Path:
-        """The LOCO root that is read, without generating anything (the new-data sensor watches it)."""
+        """The LOCO root that is read (the new-data sensor watches it)."""
         if self.data_root:
             return Path(self.data_root).expanduser()
-        return self.generated_dir / "loco"
+        return loco_root(self.generated_dir)
 
     def root_for(self, scenario: str) -> Path:
-        """The LOCO root that holds ``<root>/<scenario>``, generating it first where needed."""
-        if self.data_root:
-            root = Path(self.data_root).expanduser()
-            if not (root / scenario).is_dir():
-                raise LocoFormatError(
-                    f"LOGICLS_DATA_ROOT={root} has no folder {scenario}/. {LAYOUT_HINT}"
-                )
+        """The LOCO root that holds ``<root>/<scenario>``; a clear error naming the fix when it does not."""
+        root = self.loco_root
+        if (root / scenario).is_dir():
             return root
-        from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
-
+        if self.data_root:
+            raise LocoFormatError(f"LOGICLS_DATA_ROOT={root} has no folder {scenario}/. {LAYOUT_HINT}")
         if scenario not in CATEGORIES:
-            raise LocoFormatError(
-                f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(CATEGORIES)}): "
-                f"set LOGICLS_DATA_ROOT to a LOCO-format root that holds {scenario}/."
-            )
-        config = GeneratorConfig(
-            seed=self.generator_seed,
-            scale=self.generator_scale,
-            per_logical_class=self.generator_per_logical_class,
-        )
-        return ensure_generated(scenario, self.generated_dir, config)
+            raise LocoFormatError(no_generated_data(scenario))
+        raise LocoFormatError(f"no generated data for {scenario} under {root}: materialize generated_loco for "
+                              f"{scenario} first (or set LOGICLS_DATA_ROOT to a LOCO root)")
 
     def annotations_path(self, scenario: str) -> Path | None:
         """The generator's instance annotations for ``scenario`` (only for generated data)."""
         if self.data_root:
             return None
-        path = self.generated_dir / "annotations" / f"{scenario}.parquet"
+        path = annotations_path(self.generated_dir, scenario)
         return path if path.is_file() else None
+
+
+def no_generated_data(scenario: str) -> str:
+    """Why a scenario the generator does not draw has no generated data, and the fix."""
+    return (f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(CATEGORIES)}): "
+            f"set LOGICLS_DATA_ROOT to a LOCO-format root that holds {scenario}/.")

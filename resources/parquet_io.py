@@ -1,12 +1,14 @@
 """Parquet storage for table assets: one file per asset (and per partition).
 
-Paths follow ``<base_dir>/<asset>/<partition>.parquet`` (``<base_dir>/<asset>.parquet`` when
-unpartitioned), so users can open any intermediate table with pandas or DuckDB without Dagster.
+Paths follow ``<storage>/<asset>/<partition>.parquet`` (``<storage>/<asset>.parquet`` when
+unpartitioned; `models.storage.StorageLayout.table`), so users can open any intermediate table with
+pandas or DuckDB without Dagster.
 Every write goes to a temporary file that is renamed into place, so a crash never leaves a
 half-written table behind.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the field types to find the nested `storage`
+# resource, and string annotations hide it (a root set in the launchpad would not reach this resource).
 
 import os
 import uuid
@@ -23,6 +25,8 @@ from dagster import (
     UPathIOManager,
 )
 from upath import UPath
+
+from resources.storage import StorageResource
 
 PREVIEW_ROWS = 8
 PREVIEW_CELL_CHARS = 80
@@ -94,9 +98,9 @@ class ParquetUPathIOManager(UPathIOManager):
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
-    """Parquet tables under ``base_dir`` (a local path or any fsspec URL, e.g. ``s3://bucket/logicls``)."""
+    """Parquet tables in the storage folder (`models.storage.StorageLayout.tables`)."""
 
-    base_dir: str
+    storage: StorageResource
 
     def create_io_manager(self, context: InitResourceContext) -> ParquetUPathIOManager:
-        return ParquetUPathIOManager(base_path=UPath(self.base_dir))
+        return ParquetUPathIOManager(base_path=UPath(self.storage.layout.tables))

@@ -9,16 +9,15 @@ and its ``skipped_scenario_specs`` definition metadata.
 
 from __future__ import annotations
 
-import os
-
 from dagster import StaticPartitionsDefinition
 
 from models.spec import ScenarioCatalog, ScenarioSpec, load_catalog
+from models.storage import scenario_dir
 
 
 def scenario_catalog() -> ScenarioCatalog:
     """Shipped specs and the user's (``LOGICLS_SCENARIO_DIR``), with the user files that were skipped."""
-    return load_catalog(os.getenv("LOGICLS_SCENARIO_DIR") or None)
+    return load_catalog(scenario_dir())
 
 
 SCENARIO_CATALOG = scenario_catalog()

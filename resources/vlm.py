@@ -6,7 +6,8 @@ builds from a config with a locally trained tokenizer: random weights, so its pr
 show that the chain runs, not what the method achieves.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the field types to find the nested `storage`
+# resource, and string annotations hide it (a root set in the launchpad would not reach this resource).
 
 import hashlib
 import json
@@ -17,6 +18,8 @@ from pydantic import Field
 
 from models.vlm import VisionLanguageModel as LoadedVLM
 from models.vlm import VLMConfig, ensure_tiny_qwen25vl
+from resources.config_mirror import mirror
+from resources.storage import StorageResource
 
 TINY_NOTE = (
     "tiny built-in Qwen2.5-VL-architecture model with RANDOM weights: its results only show that the chain "
@@ -24,17 +27,12 @@ TINY_NOTE = (
 )
 
 
-class VisionLanguageModel(ConfigurableResource):
-    """Which Qwen2.5-VL checkpoint the chain fine-tunes and asks, and how it is loaded."""
+class VisionLanguageModel(mirror(VLMConfig, base=ConfigurableResource)):
+    """Which Qwen2.5-VL checkpoint the chain fine-tunes and asks, and how it is loaded (`models.vlm.VLMConfig`)."""
 
     checkpoint_dir: str = Field(default="", description="Local Qwen2.5-VL directory; empty = tiny built-in model.")
-    dtype: str = Field(default="auto", description="auto = bf16 on CUDA, fp32 on CPU; or float32/bfloat16/float16.")
-    device: str = Field(default="auto", description="auto = cuda:<LOCAL_RANK> when a GPU is present, else cpu.")
-    attn_implementation: str = Field(default="sdpa", description="sdpa, flash_attention_2 or eager.")
-    min_pixels: int | None = Field(default=None, description="Processor resize bound; None keeps the checkpoint's.")
-    max_pixels: int | None = Field(default=None, description="Processor resize bound; None keeps the checkpoint's.")
-    storage_dir: str = Field(description="Where the tiny model is built once when no checkpoint is given.")
-    tiny_seed: int = 0
+    storage: StorageResource  # where the tiny model is built once when no checkpoint is given
+    tiny_seed: int = Field(default=0, description="Seed of the tiny built-in model's random weights.")
 
     @property
     def is_tiny(self) -> bool:
@@ -44,12 +42,11 @@ class VisionLanguageModel(ConfigurableResource):
         """The checkpoint directory, building the tiny model once (atomic, safe across processes)."""
         if not self.is_tiny:
             return Path(self.checkpoint_dir).expanduser()
-        target = Path(self.storage_dir) / "models" / f"tiny-qwen2.5-vl-seed{self.tiny_seed}"
+        target = self.storage.layout.tiny_model(self.tiny_seed)
         return ensure_tiny_qwen25vl(target, seed=self.tiny_seed)
 
     def vlm_config(self) -> VLMConfig:
-        return VLMConfig(dtype=self.dtype, device=self.device, attn_implementation=self.attn_implementation,
-                         min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return self.to_core()
 
     def load(self, adapter_dir: str | Path | None = None) -> LoadedVLM:
         """The model (and LoRA adapter) ready for inference."""

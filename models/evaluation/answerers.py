@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from models.evaluation.predict import Answerer, Question
 from models.llm import ChatCompleter, Message, image_part, text_part
+from models.spec import UnparseablePolicy
 from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, generate_with_image_cache
 from models.vlm.inference import generation_room
 
@@ -30,6 +32,37 @@ def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
     reasoning than the training targets."""
     room = generation_room(targets)
     return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    """How the test split is answered: the same settings for the main chain and every Table III row."""
+
+    batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call (subqueries of 1-2 "
+                                                         "images)."})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "Generation limit; None = room for the longest training target (as training scores), at least "
+                f"{CHECKPOINT_MIN_NEW_TOKENS} for a real checkpoint."})
+    unparseable_policy: str = field(default=UnparseablePolicy.NORMAL.value, metadata={
+        "help": "What h does with unreadable answers: normal (assume the normal answer), ignore (skip rules "
+                "reading it), error."})
+    api_concurrency: int = field(default=4, metadata={"help": "Requests in flight to a chat endpoint."})
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "api_concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PredictionConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"PredictionConfig.max_new_tokens must be >= 1 or None, got {self.max_new_tokens}")
+        UnparseablePolicy(self.unparseable_policy)  # a clear ValueError naming the value
+
+    @property
+    def policy(self) -> UnparseablePolicy:
+        return UnparseablePolicy(self.unparseable_policy)
+
+    def generation_limit(self, targets: Iterable[str], *, tiny: bool) -> int:
+        """``max_new_tokens``, or :func:`default_max_new_tokens` for the targets the model was trained on."""
+        return self.max_new_tokens or default_max_new_tokens(targets, tiny=tiny)
 
 
 def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,
@@ -72,7 +105,7 @@ class _NotAsked(Exception):
     """A question left unasked because an earlier one failed; that failure is what propagates."""
 
 
-def api_answerer(client: ChatCompleter, *, concurrency: int = 4) -> Answerer:
+def api_answerer(client: ChatCompleter, *, concurrency: int) -> Answerer:
     """Replies from an OpenAI-compatible vision endpoint, ``concurrency`` requests in flight.
 
     Retries, the request budget and the response cache are the client's (``models.llm``): a

@@ -23,6 +23,9 @@ import pandas as pd
 from models.spec import NORMAL
 from models.spec.metrics import scenario_scores, table_ii_row
 
+METRICS_VERSION = 1
+"""Bump when a metric or table changes for the same predictions (the code version of lac_metrics and its two
+siblings)."""
 ROW_KEYS = ["model", "method", "configuration"]
 DEFAULT_CONFIGURATION = "default"
 OUTCOMES = ("normal_ok", "false_alarm", "missed", "exact", "partial", "wrong_class")

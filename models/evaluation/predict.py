@@ -58,6 +58,9 @@ from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, a
 from models.vlm.encoding import PromptRequest
 from models.vlm.prompt import extract_answer, format_target
 
+PREDICTION_VERSION = 1
+"""Bump when predictions change for the same model and questions: prompting, parsing, the aggregation into
+label sets (the lac_predictions and lac_ablation assets' code version)."""
 METHODS = ("finetuned", "icl", "icl_api")
 LOCAL_METHODS = ("finetuned", "icl")
 

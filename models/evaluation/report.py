@@ -32,6 +32,8 @@ from models.objects import ImageObject, objects_from_frame
 from models.spec import ScenarioSpec, format_answer, inverse
 from models.spec.metrics import scenario_scores
 
+REPORT_VERSION = 1
+"""Bump when the evidence report (this module or its template) changes (the lac_report asset's code version)."""
 TEMPLATE = "report.html.jinja"
 RAW_EXCERPT = 160
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),

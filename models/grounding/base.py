@@ -68,49 +68,63 @@ def queries_from_spec(spec: ScenarioSpec) -> list[ObjectQuery]:
     ]
 
 
-def _no_cache(default: Any) -> Any:
-    """A field left out of the config's part of the cache key.
+def _setting(default: Any, help: str, *, cache: bool = True) -> Any:
+    """A config field with its help text; ``cache=False`` leaves it out of the config's part of the cache key.
 
-    Either it changes speed or placement but not the objects found (device, batch sizes), or it is a
-    file path that the backend keys by the file's identity instead, so a cache survives a move.
+    A field is left out when it changes speed or placement but not the objects found (device, batch
+    sizes), or when it is a file path that the backend keys by the file's identity instead, so a cache
+    survives a move.
     """
-    return field(default=default, metadata={"cache": False})
+    return field(default=default, metadata={"help": help, "cache": cache})
 
 
 @dataclass(frozen=True)
 class GroundingConfig:
     """Everything that selects and tunes a backend; the Dagster resource mirrors these fields.
 
-    Defaults are the method's (LogSAD-style): SAM ViT-H automatic masks and OpenCLIP ViT-L-14
-    (DataComp.XL) text matching. Checkpoint paths are local files; nothing is downloaded.
+    The backend defaults to ``classical``, the weight-free segmenter: the project runs where no weights
+    can be downloaded, and ``clip_sam`` needs local SAM and CLIP checkpoint files. Every other default
+    is the method's (LogSAD-style): SAM ViT-H automatic masks and OpenCLIP ViT-L-14 (DataComp.XL) text
+    matching, used as soon as ``backend`` is ``clip_sam``. Nothing is downloaded.
     """
 
-    backend: str = "clip_sam"
-    device: str = _no_cache("auto")
-    precision: str = "auto"
+    backend: str = _setting("classical", "clip_sam (the method's: SAM masks named by CLIP; needs sam_checkpoint "
+                                         "and clip_weights) or classical (no weights; only the five generated "
+                                         "scenarios' objects).")
+    device: str = _setting("auto", "auto = CUDA when present, else CPU; or cpu, cuda, cuda:N.", cache=False)
+    precision: str = _setting("auto", "auto = bf16 on CUDA, fp32 on CPU; or fp32/bf16/fp16.")
     # SAM automatic mask generator
-    sam_model_type: str = "vit_h"
-    sam_checkpoint: str = _no_cache("")
-    points_per_side: int = 32
-    points_per_batch: int = _no_cache(64)
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    box_nms_thresh: float = 0.7
-    crop_n_layers: int = 0
-    min_mask_region_area: int = 0
+    sam_model_type: str = _setting("vit_h", "SAM image encoder: vit_h, vit_l or vit_b.")
+    sam_checkpoint: str = _setting("", "Local SAM checkpoint file (e.g. sam_vit_h_4b8939.pth).", cache=False)
+    points_per_side: int = _setting(32, "SAM: prompt points per image side (the grid of automatic masks).")
+    points_per_batch: int = _setting(64, "SAM: prompt points run together (memory, not results).", cache=False)
+    pred_iou_thresh: float = _setting(0.88, "SAM: least predicted mask IoU kept, in [0, 1].")
+    stability_score_thresh: float = _setting(0.95, "SAM: least mask stability score kept, in [0, 1].")
+    box_nms_thresh: float = _setting(0.7, "SAM: box IoU above which overlapping masks are suppressed, in [0, 1].")
+    crop_n_layers: int = _setting(0, "SAM: layers of image crops also segmented (0: the whole image only).")
+    min_mask_region_area: int = _setting(0, "SAM: holes and islands smaller than this many pixels are removed.")
     # CLIP scoring of every mask
-    clip_model: str = "ViT-L-14"
-    clip_weights: str = _no_cache("")
-    clip_pretrained_tag: str = "datacomp_xl_s13b_b90k"
-    clip_batch_size: int = _no_cache(32)
-    prompt_templates: tuple[str, ...] = ("a photo of a {}.", "a close-up photo of the {}.")
-    background_words: tuple[str, ...] = ("background", "table", "surface", "shadow", "empty space")
-    crop_padding: float = 0.1
+    clip_model: str = _setting("ViT-L-14", "open_clip model name.")
+    clip_weights: str = _setting("", "Local open_clip weights file (.pt or .safetensors) for clip_model.",
+                                 cache=False)
+    clip_pretrained_tag: str = _setting("datacomp_xl_s13b_b90k", "open_clip pretrained tag of the weights "
+                                                                 "(selects their preprocessing).")
+    clip_batch_size: int = _setting(32, "Mask crops scored by CLIP together (memory, not results).", cache=False)
+    prompt_templates: tuple[str, ...] = _setting(("a photo of a {}.", "a close-up photo of the {}."),
+                                                 "Text prompts per object word; each holds {} for the word.")
+    background_words: tuple[str, ...] = _setting(("background", "table", "surface", "shadow", "empty space"),
+                                                 "Words a mask may match instead of an object (then it is "
+                                                 "dropped).")
+    crop_padding: float = _setting(0.1, "Context around a mask's box in the crop CLIP sees, as a share of the "
+                                           "box's longer side.")
     # Which masks become objects
-    min_score: float = 0.3
-    min_object_area: int = 64
-    max_area_fraction: float = 0.85
-    dedup_iou: float = 0.7
+    min_score: float = _setting(0.3, "Least CLIP probability of a mask's best object label for it to become "
+                                     "that object, in [0, 1].")
+    min_object_area: int = _setting(64, "Masks with fewer pixels are dropped.")
+    max_area_fraction: float = _setting(0.85, "Masks covering more of the image than this share are dropped "
+                                              "(background), in [0, 1].")
+    dedup_iou: float = _setting(0.7, "Masks of one label overlapping more than this IoU count as one object, "
+                                     "in [0, 1].")
 
     def __post_init__(self) -> None:
         if self.device not in _DEVICES and not self.device.startswith("cuda:"):

@@ -25,6 +25,7 @@ from models.images import read_rgb
 from models.objects import ImageObject, object_from_mask, objects_from_frame
 from models.spec import ScenarioSpec
 from models.split import normal_training_ids
+from models.synth.generate import annotations_path, image_annotations_path, loco_root
 
 LOCO_FC_SOURCES = ("train/good", "test/good", "test/logical_anomalies")
 
@@ -59,10 +60,9 @@ class GeneratedEvaluation:
 def loco_fc_images(generated_dir: str | Path, scenario: str) -> pd.DataFrame:
     """The generated images LOCO FC uses: ``image_id``, absolute ``image_path``, ``source``, ``labels``
     and ``n_defect_types``."""
-    generated_dir = Path(generated_dir)
-    images = pd.read_parquet(generated_dir / "annotations" / f"{scenario}_images.parquet")
+    images = pd.read_parquet(image_annotations_path(generated_dir, scenario))
     images = images[images["source"].isin(LOCO_FC_SOURCES)].sort_values("image_id")
-    root = generated_dir / "loco"
+    root = loco_root(generated_dir)
     paths = [str(root / p) for p in images["image_path"]]
     return images.assign(image_path=paths)[["image_id", "image_path", "source", "labels", "n_defect_types"]]
 
@@ -73,7 +73,7 @@ def evaluate_generated(
     """Ground a generated scenario's LOCO FC images and measure them against its annotations."""
     scenario = spec.scenario
     images = loco_fc_images(generated_dir, scenario)
-    truth = pd.read_parquet(Path(generated_dir) / "annotations" / f"{scenario}.parquet")
+    truth = pd.read_parquet(annotations_path(generated_dir, scenario))
     truth = truth[truth["image_id"].isin(images["image_id"])]
     queries = queries_from_spec(spec)
     start = time.perf_counter()

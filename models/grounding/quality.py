@@ -16,6 +16,8 @@ import pandas as pd
 
 from models.objects import box_iou
 
+QUALITY_VERSION = 1
+"""Bump when a quality measure changes for the same inputs (the grounding_quality asset's code version)."""
 MATCH_COLUMNS = ["image_id", "scenario", "label", "n_pred", "n_true", "tp", "fp", "fn", "count_correct"]
 QUALITY_COLUMNS = [
     "scenario",

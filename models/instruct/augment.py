@@ -53,6 +53,9 @@ from models.objects import ImageObject, object_from_mask
 from models.spec import ScenarioSpec, aggregate, inverse, measure
 from models.spec.inverse import measure_all
 
+AUGMENT_VERSION = 1
+"""Bump when an augmentation (here or in `models.instruct.cutpaste`) changes its output for the same inputs and
+config (the augmented_images asset's code version)."""
 KINDS = ("paste", "remove", "move", "noise", "style")
 CUT_PASTE = ("paste", "remove", "move")
 # Attributes that describe where an object is, not what it is: stale once the object moves.
@@ -70,17 +73,20 @@ AUGMENT_COLUMNS = [
 class AugmentConfig:
     """How many augmentations of each kind every training image gets, and how they are made."""
 
-    paste: int = 1
-    remove: int = 1
-    move: int = 1
-    noise: int = 1
-    style: int = 1
-    seed: int = 0
-    noise_sigma: float = 6.0
-    gap: int = 3
-    min_shift: float = 1.0
-    attempts: int = 8
-    keep_unchanged: bool = True
+    paste: int = field(default=1, metadata={"help": "Cut-paste: an extra instance of an editable object "
+                                                    "(count + 1)."})
+    remove: int = field(default=1, metadata={"help": "Cut-paste: one instance removed (count - 1)."})
+    move: int = field(default=1, metadata={"help": "Cut-paste: one instance moved to another free place."})
+    noise: int = field(default=1, metadata={"help": "Gaussian noise copies (labels unchanged)."})
+    style: int = field(default=1, metadata={"help": "Reinhard colour transfer from another training image "
+                                                    "(labels unchanged)."})
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
+    noise_sigma: float = field(default=6.0, metadata={"help": "Standard deviation of the noise in grey levels."})
+    gap: int = field(default=3, metadata={"help": "Pixels kept free between a placed object and any other."})
+    min_shift: float = field(default=1.0, metadata={"help": "Least distance a moved object travels, in "
+                                                            "multiples of its longer side."})
+    attempts: int = field(default=8, metadata={"help": "Tries per cut-paste augmentation before giving up."})
+    keep_unchanged: bool = field(default=True, metadata={"help": "Keep cut-paste edits that change no label."})
 
     def __post_init__(self) -> None:
         for kind in KINDS:

@@ -44,6 +44,9 @@ from models.instruct.reasoning import think as reasoning
 from models.objects import ImageObject
 from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
 
+COT_VERSION = 2
+"""Bump when a CoT row (here or the reasoning of `models.instruct.reasoning`) changes for the same inputs and
+config (the cot_dataset asset's code version)."""
 REASONING_MODES = ("boxes", "no_boxes", "answer_only")
 POLICIES = ("drop", "keep_label_answer")
 
@@ -71,9 +74,13 @@ COT_COLUMNS = [
 class CotConfig:
     """The ablation switch, the flagged-row policy and the seed of the per-sample draws."""
 
-    reasoning: str = "boxes"
-    policy: str = "drop"
-    seed: int = 0
+    reasoning: str = field(default="boxes", metadata={
+        "help": "boxes (CoT citing boxes), no_boxes (CoT without coordinates) or answer_only (target is "
+                "<answer>…</answer>)."})
+    policy: str = field(default="drop", metadata={
+        "help": "drop flagged rows, or keep_label_answer (keep them with the label's answer; reasoning cites no "
+                "contradicted evidence)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the per-sample question and example draws."})
 
     def __post_init__(self) -> None:
         if self.reasoning not in REASONING_MODES:

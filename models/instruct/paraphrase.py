@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from models.llm import ChatCompleter, Message
@@ -51,15 +51,35 @@ class Paraphrase:
     model: str | None = None
 
 
+@dataclass(frozen=True)
+class ParaphraseConfig:
+    """How many paraphrases each subquery gets (the paper: 10–20) and how they are drawn."""
+
+    n_min: int = field(default=10, metadata={"help": "Fewest paraphrases per subquery (> 0)."})
+    n_max: int = field(default=20, metadata={"help": "Most paraphrases per subquery (>= n_min)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the offline paraphraser."})
+    max_rounds: int = field(default=3, metadata={"help": "Most LLM requests per subquery (asked again while "
+                                                         "fewer than n_min of its paraphrases are valid)."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.n_min <= self.n_max:
+            raise ValueError(f"need 0 < n_min <= n_max, got {self.n_min}, {self.n_max}")
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {self.max_rounds}")
+
+
+_DEFAULTS = ParaphraseConfig()
+
+
 def paraphrase_subquery(
     text: str,
     invariants: list[str],
-    n_min: int = 10,
-    n_max: int = 20,
+    n_min: int = _DEFAULTS.n_min,
+    n_max: int = _DEFAULTS.n_max,
     *,
     client: ChatCompleter | None = None,
-    seed: int = 0,
-    max_rounds: int = 3,
+    seed: int = _DEFAULTS.seed,
+    max_rounds: int = _DEFAULTS.max_rounds,
 ) -> list[Paraphrase]:
     """Valid, distinct paraphrases of ``text``: between ``n_min`` and ``n_max`` of them.
 

@@ -88,25 +88,31 @@ class ChatEndpointConfig:
     than spending them on a closed door.
     """
 
-    base_url: str
-    model: str
-    api_key: str = field(default="", repr=False)
-    api_key_env: str = ""
-    timeout: float = 60.0
-    max_retries: int = 4
-    request_budget: int = 1000
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
+    base_url: str = field(metadata={"help": "e.g. https://api.openai.com/v1 or http://localhost:8000/v1"})
+    model: str = field(metadata={"help": "Model name served at base_url."})
+    api_key: str = field(default="", repr=False, metadata={"help": "The key itself (empty: no key)."})
+    api_key_env: str = field(default="", metadata={"help": "The environment variable the key came from, named "
+                                                           "in errors."})
+    timeout_s: float = field(default=60.0, metadata={"help": "Seconds to wait for one reply."})
+    max_retries: int = field(default=4, metadata={"help": "Retries of one request after an outage (connection "
+                                                          "error, timeout, HTTP 408/409/429/5xx) or a malformed "
+                                                          "reply."})
+    request_budget: int = field(default=1000, metadata={"help": "HTTP requests allowed per run, retries "
+                                                                "included."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature sent with every request."})
+    max_tokens: int = field(default=1024, metadata={"help": "Reply length limit sent with every request."})
+    backoff_base: float = field(default=1.0, metadata={"help": "Seconds before the first retry; doubled for each "
+                                                               "further one (with jitter)."})
+    backoff_max: float = field(default=30.0, metadata={"help": "Longest wait between retries; a longer "
+                                                               "Retry-After ends the attempts."})
 
     def __post_init__(self) -> None:
         if urlsplit(self.base_url).scheme not in ("http", "https"):
             raise ValueError(f"base_url must be an http(s) URL, got {self.safe_base_url!r}")
         if not self.model:
             raise ValueError("model must be named")
-        if self.timeout <= 0 or self.backoff_base < 0 or self.backoff_max < 0:
-            raise ValueError("timeout must be positive and backoff times non-negative")
+        if self.timeout_s <= 0 or self.backoff_base < 0 or self.backoff_max < 0:
+            raise ValueError("timeout_s must be positive and backoff times non-negative")
         if self.max_retries < 0 or self.request_budget < 0 or self.max_tokens <= 0:
             raise ValueError("max_retries and request_budget must be ≥ 0, max_tokens > 0")
 
@@ -179,7 +185,7 @@ class ChatClient:
         self._openai = openai.OpenAI(
             base_url=config.base_url,
             api_key=config.api_key or _NO_KEY,
-            timeout=config.timeout,
+            timeout=config.timeout_s,
             max_retries=0,
         )
 
@@ -270,7 +276,7 @@ class ChatClient:
                 model=self.config.model, messages=messages, **self.config.generation_params
             )
         except openai.APITimeoutError:
-            raise _Retryable(f"no reply within {self.config.timeout:g} s") from None
+            raise _Retryable(f"no reply within {self.config.timeout_s:g} s") from None
         except openai.APIConnectionError as error:
             raise _Retryable(f"connection failed ({type(error.__cause__ or error).__name__})") from None
         except openai.APIStatusError as error:

@@ -9,6 +9,7 @@ Public API::
     GeneratorConfig, CATEGORIES
     generate_category(category, out_dir, config) -> Path   # always (re)writes
     ensure_generated(category, out_dir, config) -> Path    # reuses a matching tree
+    loco_root(out_dir), annotations_path(out_dir, category), read_manifest(out_dir, category)
 
 CLI: ``python -m models.synth --out DIR [--categories ...] [--seed N] [--scale S] ...``.
 """
@@ -16,10 +17,14 @@ CLI: ``python -m models.synth --out DIR [--categories ...] [--seed N] [--scale S
 from models.synth.config import CATEGORIES, LOGICAL_DEFECTS, MULTI_COMBOS, GeneratorConfig
 from models.synth.generate import (
     GENERATOR_VERSION,
+    annotations_path,
     ensure_generated,
     generate_category,
+    image_annotations_path,
     image_count,
     is_current,
+    loco_root,
+    read_manifest,
 )
 
 __all__ = [
@@ -28,8 +33,12 @@ __all__ = [
     "LOGICAL_DEFECTS",
     "MULTI_COMBOS",
     "GeneratorConfig",
+    "annotations_path",
     "ensure_generated",
     "generate_category",
+    "image_annotations_path",
     "image_count",
     "is_current",
+    "loco_root",
+    "read_manifest",
 ]

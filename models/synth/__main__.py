@@ -1,7 +1,8 @@
 """Command line: generate MVTec LOCO AD-format categories.
 
-``python -m models.synth --out storage/generated --categories pushpins screw_bag --seed 0``
-reuses categories already generated with the same settings unless ``--force`` is given.
+``python -m models.synth --categories pushpins screw_bag --seed 0`` writes where the ``generated_loco``
+asset does (``<LOGICLS_STORAGE>/generated``, or ``--out DIR``) and reuses categories already generated
+with the same settings unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from models.storage import StorageLayout
 from models.synth.config import CATEGORIES, GeneratorConfig
 from models.synth.generate import ensure_generated, generate_category, image_count
 
@@ -21,8 +23,10 @@ from models.synth.generate import ensure_generated, generate_category, image_cou
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = GeneratorConfig()
     parser = argparse.ArgumentParser(prog="python -m models.synth", description=__doc__.splitlines()[0])
+    default_out = StorageLayout.from_environment().generated
     parser.add_argument(
-        "--out", type=Path, required=True, help="output folder (gets loco/, annotations/, manifest/)"
+        "--out", type=Path, default=default_out,
+        help=f"output folder (gets loco/, annotations/, manifest/); default: {default_out}",
     )
     parser.add_argument(
         "--categories",
@@ -35,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in fields(GeneratorConfig):
         value = getattr(defaults, f.name)
         parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=type(value), default=value, help=f"default {value}"
+            f"--{f.name.replace('_', '-')}", type=type(value), default=value,
+            help=f"{f.metadata['help']} Default {value}.",
         )
     parser.add_argument("--force", action="store_true", help="regenerate even if a matching tree exists")
     return parser.parse_args(argv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -123,14 +123,15 @@ class GeneratorConfig:
     80/20 split leaves at least two per class on each side.
     """
 
-    scale: float = 0.25
-    train_good: int = 12
-    validation_good: int = 2
-    test_good: int = 8
-    per_logical_class: int = 10
-    per_multi_combo: int = 3
-    structural: int = 2
-    seed: int = 0
+    scale: float = field(default=0.25, metadata={"help": "Image size relative to MVTec LOCO AD, in [0.1, 1] "
+                                                         "(1: the real size)."})
+    train_good: int = field(default=12, metadata={"help": "Normal images in train/good."})
+    validation_good: int = field(default=2, metadata={"help": "Normal images in validation/good."})
+    test_good: int = field(default=8, metadata={"help": "Normal images in test/good."})
+    per_logical_class: int = field(default=10, metadata={"help": "Single-anomaly images per logical defect type."})
+    per_multi_combo: int = field(default=3, metadata={"help": "Images per multi-anomaly combination."})
+    structural: int = field(default=2, metadata={"help": "Structural-anomaly images (not used by LOCO FC)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the generated data set."})
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int | float):

@@ -134,7 +134,7 @@ def generate_category(
     out_dir = Path(out_dir)
     with _lock(out_dir, category):
         _generate_unlocked(category, out_dir, config, progress)
-    return out_dir / "loco"
+    return loco_root(out_dir)
 
 
 def ensure_generated(
@@ -151,7 +151,7 @@ def ensure_generated(
     with _lock(out_dir, category):
         if not is_current(category, out_dir, config):
             _generate_unlocked(category, out_dir, config, progress)
-    return out_dir / "loco"
+    return loco_root(out_dir)
 
 
 def is_current(category: str, out_dir: Path, config: GeneratorConfig) -> bool:
@@ -174,9 +174,29 @@ def _lock(out_dir: Path, category: str) -> FileLock:
     return FileLock(str(lock_dir / f"{category}.lock"))
 
 
+def loco_root(out_dir: Path) -> Path:
+    """The MVTec LOCO AD root of the data generated under ``out_dir``."""
+    return Path(out_dir) / "loco"
+
+
+def annotations_path(out_dir: Path, category: str) -> Path:
+    """The instance annotations (object schema) of a category generated under ``out_dir``."""
+    return _paths(Path(out_dir), category)["objects"]
+
+
+def image_annotations_path(out_dir: Path, category: str) -> Path:
+    """One row per image of a category generated under ``out_dir`` (``IMAGE_COLUMNS``)."""
+    return _paths(Path(out_dir), category)["images"]
+
+
+def read_manifest(out_dir: Path, category: str) -> dict[str, Any]:
+    """The manifest of a category generated under ``out_dir``: version, config, counts, content hash."""
+    return json.loads(_paths(Path(out_dir), category)["manifest"].read_text())
+
+
 def _paths(out_dir: Path, category: str) -> dict[str, Path]:
     return {
-        "tree": out_dir / "loco" / category,
+        "tree": loco_root(out_dir) / category,
         "objects": out_dir / "annotations" / f"{category}.parquet",
         "images": out_dir / "annotations" / f"{category}_images.parquet",
         "manifest": out_dir / "manifest" / f"{category}.json",

@@ -48,10 +48,18 @@ from torch import nn
 
 from models.atomic import write_bytes_atomic, write_text_atomic
 from models.spec import ScenarioSpec, answer_matches, get_spec
+from models.storage import scenario_dir
 from models.vlm.model import VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.scoring import AnswerChecker
-from models.vlm.train import SAMPLE_COLUMNS, TrainConfig, TrainResult, data_fingerprint, train_lora
+from models.vlm.train import (
+    SAMPLE_COLUMNS,
+    TRAINING_VERSION,
+    TrainConfig,
+    TrainResult,
+    data_fingerprint,
+    train_lora,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +86,14 @@ def training_samples(cot_dataset: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_key(train_config: TrainConfig, samples: pd.DataFrame, base_model_hash: str) -> str:
-    """Names the run folder: the same result settings, data and base model resume; anything else starts afresh.
+    """Names the run folder: the same training code, result settings, data and base model resume; anything else
+    starts afresh.
 
     Runtime settings (workers, scoring batch size, logging, gradient checkpointing) are left out, so
-    changing one of them resumes the run instead of training again.
+    changing one of them resumes the run instead of training again; a new ``TRAINING_VERSION`` trains again.
     """
-    payload = json.dumps([train_config.result_settings(), data_fingerprint(samples, train_config.group_key),
-                          base_model_hash], sort_keys=True)
+    payload = json.dumps([TRAINING_VERSION, train_config.result_settings(),
+                          data_fingerprint(samples, train_config.group_key), base_model_hash], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -281,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     checker = exact_answer_match
     if run.scenario is not None:
-        checker = spec_answer_checker(get_spec(run.scenario, os.getenv("LOGICLS_SCENARIO_DIR") or None))
+        checker = spec_answer_checker(get_spec(run.scenario, scenario_dir()))
     with _reporter(rank == 0) as report:
         result = train_lora(
             run.model_dir, pd.read_parquet(run.samples), run.train, run.output_dir,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -41,11 +41,16 @@ class VLMConfig:
     (``None`` keeps the checkpoint's values; the paper uses native resolution).
     """
 
-    dtype: DType = "auto"
-    device: str = "auto"
-    attn_implementation: AttnImplementation = "sdpa"
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    dtype: DType = field(default="auto", metadata={"help": "auto = bf16 on CUDA, fp32 on CPU; or float32, "
+                                                            "bfloat16, float16."})
+    device: str = field(default="auto", metadata={"help": "auto = cuda:<LOCAL_RANK> when a GPU is present, else "
+                                                          "cpu; or a torch device."})
+    attn_implementation: AttnImplementation = field(default="sdpa", metadata={
+        "help": "sdpa, flash_attention_2 or eager."})
+    min_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
+                                                                   "checkpoint's."})
+    max_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
+                                                                   "checkpoint's (the paper: native resolution)."})
 
 
 def resolve_device(device: str) -> torch.device:

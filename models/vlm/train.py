@@ -89,6 +89,10 @@ from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
 
+TRAINING_VERSION = 1
+"""Bump when training gives another adapter for the same settings, data and base model: it is part of the run
+key (`models.vlm.fine_tuning.run_key`), so runs of the old code are not resumed, and of the fine-tuning assets'
+code version, so the retraining schedule starts a run."""
 SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
                   "example_target")
 DIFFICULTY_COLUMNS = ("epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty", "generated")

@@ -19,11 +19,12 @@ from assets.evaluation import lac_metrics, lac_predictions, lac_report
 from assets.split import loco_fc_split
 from models.objects import object_from_mask, objects_to_frame
 from models.spec import get_spec
-from models.storage import adapter_dir, reports_dir
+from models.storage import StorageLayout
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager, write_parquet_atomic
 from resources.partitions import SCENARIO_SPECS, scenario_partitions
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import cot_table, small_tree, split_frame
 
@@ -37,10 +38,12 @@ def _source(key: str) -> AssetSpec:
 
 
 def _resources(storage: Path, root: Path) -> dict[str, object]:
+    store = StorageResource(root=str(storage))
     return {
-        "io_manager": ParquetIOManager(base_dir=str(storage)),
-        "loco": LocoDataset(data_root=str(root), storage_dir=str(storage)),
-        "vlm": VisionLanguageModel(storage_dir=str(storage)),
+        "storage": store,
+        "io_manager": ParquetIOManager(storage=store),
+        "loco": LocoDataset(data_root=str(root), storage=store),
+        "vlm": VisionLanguageModel(storage=store),
         "icl_endpoint": ChatEndpoint(cache_dir=str(storage / "cache")),
     }
 
@@ -67,7 +70,7 @@ def chain(tmp_path_factory, random_adapter_dir) -> dict[str, object]:
         split = split_frame(root, scenario)
         write_parquet_atomic(cot_table(spec, split), storage / "cot_dataset" / f"{scenario}.parquet")
         write_parquet_atomic(_grounding(split, spec), storage / "grounding" / f"{scenario}.parquet")
-        shutil.copytree(random_adapter_dir, adapter_dir(storage, scenario))
+        shutil.copytree(random_adapter_dir, StorageLayout(storage).adapter_dir(scenario))
         results[scenario] = materialize(
             [loco_fc_split, _source("cot_dataset"), lac_predictions],
             partition_key=scenario,
@@ -175,7 +178,7 @@ def test_lac_report_is_self_contained_and_covers_every_image_and_subquery(chain)
     result = materialize([lac_predictions.to_source_asset(), _source("grounding"), lac_report],
                          partition_key=scenario, resources=_resources(storage, chain["root"]))
     assert result.success
-    path = reports_dir(storage) / f"{scenario}.html"
+    path = StorageLayout(storage).report(scenario)
     meta = result.asset_materializations_for_node("lac_report")[0].metadata
     assert meta["report"].value == str(path) and meta["report_url"].value.startswith("file://")
     parser = _Collector()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from models.spec import get_spec
-from models.storage import adapter_dir
+from models.storage import StorageLayout
 from pipelines.classify import EXIT_BAD_INPUT, main
 from resources.parquet_io import write_parquet_atomic
 from tests.cli_helpers import assert_one_line_error, read_only, run_cli
@@ -31,7 +31,7 @@ def storage(tmp_path, monkeypatch, pushpins_root, random_adapter_dir) -> Path:
     split = split_frame(pushpins_root, "pushpins")
     write_parquet_atomic(split, storage / "loco_fc_split" / "pushpins.parquet")
     write_parquet_atomic(cot_table(SPEC, split), storage / "cot_dataset" / "pushpins.parquet")
-    shutil.copytree(random_adapter_dir, adapter_dir(storage, "pushpins"))
+    shutil.copytree(random_adapter_dir, StorageLayout(storage).adapter_dir("pushpins"))
     monkeypatch.setenv("LOGICLS_STORAGE", str(storage))
     monkeypatch.delenv("LOGICLS_VLM_CHECKPOINT", raising=False)
     return storage
@@ -61,7 +61,7 @@ def test_prints_labels_and_evidence_per_image(storage, pushpins_root, capsys) ->
 
 
 def test_icl_without_adapter_and_example_from_the_split(storage, pushpins_root, capsys) -> None:
-    shutil.rmtree(adapter_dir(storage, "pushpins"))
+    shutil.rmtree(StorageLayout(storage).adapter_dir("pushpins"))
     (storage / "cot_dataset" / "pushpins.parquet").unlink()
     code, results, _ = _run([_images(pushpins_root)[0], "--scenario", "pushpins", "--method", "icl",
                              "--max-new-tokens", "4"], capsys)
@@ -85,7 +85,7 @@ def test_bad_input_is_one_line_and_exit_2(case, message, storage, pushpins_root,
     elif case == "missing_image":
         image = tmp_path / "nowhere.png"
     elif case == "missing_adapter":
-        shutil.rmtree(adapter_dir(storage, "pushpins"))
+        shutil.rmtree(StorageLayout(storage).adapter_dir("pushpins"))
     else:
         shutil.rmtree(storage / "cot_dataset")
         shutil.rmtree(storage / "loco_fc_split")
@@ -116,7 +116,7 @@ def test_every_bad_input_of_the_command_is_one_line_and_exit_2(case, fragments, 
                                                                tmp_path) -> None:
     image, extra, env = Path(_images(pushpins_root)[0]), [], {}
     adapter = tmp_path / "adapter"
-    shutil.copytree(adapter_dir(storage, "pushpins"), adapter)
+    shutil.copytree(StorageLayout(storage).adapter_dir("pushpins"), adapter)
     scenario = "pushpins"
     if case == "bomb":
         image = png_header_only(tmp_path / "bomb.png", 20000, 20000)

@@ -20,6 +20,7 @@ from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager, write_parquet_atomic
 from resources.partitions import scenario_partitions
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import cot_table, split_frame
 from tests.fakes.openai_server import FakeOpenAIServer, Status
@@ -40,9 +41,10 @@ def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str], 
     return materialize(
         [loco_fc_split, AssetSpec(AssetKey("cot_dataset"), partitions_def=scenario_partitions), lac_predictions],
         partition_key="pushpins",
-        resources={"io_manager": ParquetIOManager(base_dir=str(storage)),
-                   "loco": LocoDataset(data_root=str(root), storage_dir=str(storage)),
-                   "vlm": VisionLanguageModel(storage_dir=str(storage)), "icl_endpoint": endpoint},
+        resources={"storage": (store := StorageResource(root=str(storage))),
+                   "io_manager": ParquetIOManager(storage=store),
+                   "loco": LocoDataset(data_root=str(root), storage=store),
+                   "vlm": VisionLanguageModel(storage=store), "icl_endpoint": endpoint},
         run_config={"ops": {"loco_fc_split": {"config": {"train_ratio": 0.5}},
                             "lac_predictions": {"config": {"methods": methods, **(config or {})}}}},
         **kwargs,

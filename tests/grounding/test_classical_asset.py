@@ -1,4 +1,4 @@
-"""`loco_fc_split` → `grounding` → `grounding_quality` on generated data with the default (classical) grounder."""
+"""`generated_loco` → `loco_fc_split` → `grounding` → `grounding_quality` with the default (classical) grounder."""
 
 from __future__ import annotations
 
@@ -8,22 +8,26 @@ import pandas as pd
 from dagster import materialize
 
 from assets.grounding import grounding, grounding_quality
-from assets.split import loco_fc_split
+from assets.split import generated_loco, loco_fc_split
 from models.grounding import ALL_LABELS, calibration_of
 from resources.grounding import Grounder
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 
 
 def test_classical_grounding_assets_end_to_end(tmp_path) -> None:
     storage = tmp_path / "storage"
+    store = StorageResource(root=str(storage))
     resources = {
-        "io_manager": ParquetIOManager(base_dir=str(storage)),
-        "loco": LocoDataset(data_root=None, storage_dir=str(storage), generator_per_logical_class=3),
+        "storage": store,
+        "io_manager": ParquetIOManager(storage=store),
+        "loco": LocoDataset(data_root=None, storage=store),
         "grounder": Grounder(cache_dir=str(tmp_path / "cache")),
     }
-    result = materialize([loco_fc_split, grounding, grounding_quality], partition_key="splicing_connectors",
-                         resources=resources)
+    result = materialize([generated_loco, loco_fc_split, grounding, grounding_quality],
+                         partition_key="splicing_connectors", resources=resources,
+                         run_config={"ops": {"generated_loco": {"config": {"per_logical_class": 3}}}})
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["grounding_not_empty"].passed

@@ -13,6 +13,7 @@ from models.grounding.tiny import tiny_grounding_config
 from resources.grounding import Grounder
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 from tests.loco_tree import TreeSpec, build_tree
 
 
@@ -24,8 +25,8 @@ def test_grounding_asset_with_tiny_clip_sam(tmp_path) -> None:
     grounder = Grounder(cache_dir=str(tmp_path / "cache"),
                         **{k: v for k, v in fields.items() if k in Grounder.model_fields})
     resources = {
-        "io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")),
-        "loco": LocoDataset(data_root=str(root), storage_dir=str(tmp_path / "storage")),
+        "io_manager": ParquetIOManager(storage=(store := StorageResource(root=str(tmp_path / "storage")))),
+        "loco": LocoDataset(data_root=str(root), storage=store),
         "grounder": grounder,
     }
     result = materialize([loco_fc_split, grounding], partition_key="pushpins", resources=resources)

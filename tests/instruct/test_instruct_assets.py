@@ -11,23 +11,25 @@ from dagster import materialize
 
 from assets.grounding import grounding
 from assets.instruction_data import augmented_images, cot_dataset, subquery_paraphrases
-from assets.split import loco_fc_split
+from assets.split import generated_loco, loco_fc_split
 from models.grounding import BACKENDS
 from resources.grounding import Grounder
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 
-ASSETS = [loco_fc_split, grounding, subquery_paraphrases, augmented_images, cot_dataset]
+ASSETS = [generated_loco, loco_fc_split, grounding, subquery_paraphrases, augmented_images, cot_dataset]
 
 
 @pytest.fixture()
 def resources(tmp_path, monkeypatch) -> dict:
     monkeypatch.setitem(BACKENDS, "pushpin_colours", "tests.instruct.instruct_helpers:PushpinColours")
-    storage = tmp_path / "storage"
+    store = StorageResource(root=str(tmp_path / "storage"))
     return {
-        "io_manager": ParquetIOManager(base_dir=str(storage)),
-        "loco": LocoDataset(storage_dir=str(storage), generator_per_logical_class=2),
+        "storage": store,
+        "io_manager": ParquetIOManager(storage=store),
+        "loco": LocoDataset(storage=store),
         "grounder": Grounder(backend="pushpin_colours", cache_dir=str(tmp_path / "cache")),
         "paraphraser": ChatEndpoint(cache_dir=str(tmp_path / "llm")),
     }
@@ -35,6 +37,8 @@ def resources(tmp_path, monkeypatch) -> dict:
 
 def _run(resources: dict, config: dict | None = None, selection: list | None = None):
     run_config = {"ops": {"augmented_images": {"config": config or {}}}}
+    if selection is None or generated_loco in selection:
+        run_config["ops"]["generated_loco"] = {"config": {"per_logical_class": 2}}
     return materialize(ASSETS, partition_key="pushpins", resources=resources, run_config=run_config,
                        selection=selection)
 
@@ -74,7 +78,7 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
 
 
 def test_fewer_augmentations_remove_stale_images(resources, tmp_path) -> None:
-    assert _run(resources, selection=ASSETS[:4]).success
+    assert _run(resources, selection=ASSETS[:5]).success
     folder = tmp_path / "storage/augmented_images/pushpins"
     assert list(folder.glob("*-noise0.png"))
     assert _run(resources, {"noise": 0, "style": 0, "move": 0, "remove": 0}, selection=[augmented_images]).success

@@ -16,6 +16,7 @@ from assets.instruction_data import subquery_paraphrases
 from models.instruct.paraphrase import offline_paraphrases
 from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 from tests.fakes.openai_server import FakeOpenAIServer, Raw, Status
 
 API_KEY = "sk-asset-test-9f3c-DO-NOT-LEAK"
@@ -33,7 +34,8 @@ def _materialize(tmp_path, endpoint: ChatEndpoint, step_retries: int = 2, **kwar
     return materialize(
         [subquery_paraphrases],
         partition_key="pushpins",
-        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")), "paraphraser": endpoint},
+        resources={"io_manager": ParquetIOManager(storage=StorageResource(root=str(tmp_path / "storage"))),
+                   "paraphraser": endpoint},
         run_config={"ops": {"subquery_paraphrases": {"config": {"endpoint_retries": step_retries}}}},
         **kwargs,
     )

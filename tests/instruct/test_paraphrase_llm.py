@@ -59,7 +59,7 @@ def make_client(server: FakeOpenAIServer, tmp_path) -> Iterator[Callable[..., Ca
             "base_url": server.base_url,
             "model": "para-model",
             "api_key": API_KEY,
-            "timeout": 2.0,
+            "timeout_s": 2.0,
             "max_retries": 2,
             "backoff_base": 0.001,
             "backoff_max": 0.05,

@@ -35,7 +35,7 @@ def make_client(server: FakeOpenAIServer, waits: list[float]) -> Iterator[Callab
             "base_url": server.base_url,
             "model": "fake-model",
             "api_key": API_KEY,
-            "timeout": 2.0,
+            "timeout_s": 2.0,
             "max_retries": 2,
             "request_budget": 50,
             "backoff_base": 0.01,

@@ -120,13 +120,13 @@ def test_retry_after_longer_than_backoff_max_fails_at_once(server, make_client, 
 
 def test_timeout_is_retried(server, make_client):
     server.enqueue(Slow(2.0, Reply("late")))
-    client = make_client(timeout=0.3)
+    client = make_client(timeout_s=0.3)
     assert client.complete(USER) == "ok"
     assert server.calls == 2
 
     server.enqueue(*[Slow(2.0)] * 2)
     with pytest.raises(LLMError, match=r"no reply within 0.3 s"):
-        make_client(timeout=0.3, max_retries=1).complete(USER)
+        make_client(timeout_s=0.3, max_retries=1).complete(USER)
 
 
 def test_connection_error_is_retried_then_reported(make_client):

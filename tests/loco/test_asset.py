@@ -11,6 +11,7 @@ from assets.split import loco_fc_split, scenario_specs_check, skipped_specs_mark
 from models.spec import load_catalog
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 from tests.loco_tree import TreeSpec, build_tree, truncate
 
 
@@ -19,8 +20,8 @@ def _run(data_root, storage, partition="pushpins", config=None):
         [loco_fc_split],
         partition_key=partition,
         resources={
-            "io_manager": ParquetIOManager(base_dir=str(storage)),
-            "loco": LocoDataset(data_root=str(data_root), storage_dir=str(storage)),
+            "io_manager": ParquetIOManager(storage=(store := StorageResource(root=str(storage)))),
+            "loco": LocoDataset(data_root=str(data_root), storage=store),
         },
         run_config={"ops": {"loco_fc_split": {"config": config or {}}}},
     )

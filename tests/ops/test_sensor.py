@@ -16,6 +16,7 @@ from assets.split import loco_fc_split
 from pipelines.jobs import JOBS
 from pipelines.sensors import build_new_data_sensor, run_key_for, scan_scenario
 from resources.loco import LocoDataset
+from resources.storage import StorageResource
 from tests.loco_tree import TreeSpec, build_tree
 
 JOB = "refresh_from_split"
@@ -51,11 +52,13 @@ def _backdate(folder: Path, seconds: float = 3600) -> None:
 
 
 def _tick(sensor: SensorDefinition, instance, storage: Path, cursor: str | None):
-    resources = {"loco": LocoDataset(storage_dir=str(storage))}
+    resources = {"loco": LocoDataset(storage=StorageResource(root=str(storage)))}
     # The definitions let the context resolve the job's partitions for the partitioned run requests.
     definitions = Definitions(assets=[loco_fc_split], jobs=JOBS, sensors=[sensor], resources=resources)
-    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=definitions)
-    return sensor.evaluate_tick(context)
+    # The storage folder is a nested resource: resources are built inside the context manager.
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                              definitions=definitions) as context:
+        return sensor.evaluate_tick(context)
 
 
 def test_one_drop_of_data_gives_one_run(tmp_path, instance) -> None:

@@ -29,7 +29,7 @@ def test_asset_groups_are_exactly_the_stage_names() -> None:
     graph = defs.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == set(STAGE_NAMES)
-    assert {k.to_user_string() for k in _group_keys("split")} == {"loco_fc_split"}
+    assert {k.to_user_string() for k in _group_keys("split")} == {"generated_loco", "loco_fc_split"}
     assert {k.to_user_string() for k in _group_keys("fine_tuning")} == {
         "vlm_adapter", "difficulty_scores", "resampling_probabilities"}
 

@@ -15,6 +15,7 @@ from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
 from resources.parquet_io import ParquetIOManager, write_parquet_atomic
 from resources.partitions import scenario_partitions
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import small_tree, split_frame
 
@@ -41,10 +42,11 @@ def test_ablation_trains_and_predicts_each_configuration(tmp_path) -> None:
     small_tree(root, "pushpins", singles_per_class=2)
     write_parquet_atomic(_grounding(split_frame(root, "pushpins")), storage / "grounding" / "pushpins.parquet")
     resources = {
-        "io_manager": ParquetIOManager(base_dir=str(storage)),
-        "loco": LocoDataset(data_root=str(root), storage_dir=str(storage)),
+        "storage": (store := StorageResource(root=str(storage))),
+        "io_manager": ParquetIOManager(storage=store),
+        "loco": LocoDataset(data_root=str(root), storage=store),
         "paraphraser": ChatEndpoint(cache_dir=str(storage / "cache")),
-        "vlm": VisionLanguageModel(storage_dir=str(storage)),
+        "vlm": VisionLanguageModel(storage=store),
         "pipes_subprocess_client": PipesSubprocessClient(),
     }
     config = {"configurations": ["sft_answers", "sft_reasoning_boxes"], "max_new_tokens": 10, "batch_size": 8,

@@ -16,6 +16,7 @@ from models.vlm.presets import LORA_R16_ATTENTION, TINY
 from resources.fine_tuning import FineTuneConfig
 from resources.parquet_io import ParquetIOManager
 from resources.partitions import scenario_partitions
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 
 
@@ -56,8 +57,9 @@ def cot_stand_in(tmp_path):
 def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
     storage = tmp_path / "storage"
     resources = {
-        "io_manager": ParquetIOManager(base_dir=str(storage)),
-        "vlm": VisionLanguageModel(storage_dir=str(storage), max_pixels=56 * 56, min_pixels=28 * 28),
+        "storage": (store := StorageResource(root=str(storage))),
+        "io_manager": ParquetIOManager(storage=store),
+        "vlm": VisionLanguageModel(storage=store, max_pixels=56 * 56, min_pixels=28 * 28),
         "pipes_subprocess_client": PipesSubprocessClient(forward_termination=True),
     }
     config = {"ops": {"vlm_adapter": {"config": {"num_epochs": 2, "per_device_batch_size": 4,
