@@ -46,7 +46,7 @@ def test_every_asset_follows_its_core_constants() -> None:
         assert all(dotted.startswith("models.") for dotted in constants), name  # the core's constants
         expected = "+".join(f"{dotted.rpartition('.')[2]}={core_constant(dotted)}" for dotted in constants)
         assert versions[name] == expected == code_version(constants), name
-    assert versions["grounding"] == "GROUNDING_VERSION=1+RECIPE_VERSION=1"
+    assert versions["grounding"] == "GROUNDING_VERSION=2+RECIPE_VERSION=2"
 
 
 def test_bumping_a_constant_changes_only_the_assets_that_follow_it(monkeypatch) -> None:
@@ -55,7 +55,7 @@ def test_bumping_a_constant_changes_only_the_assets_that_follow_it(monkeypatch) 
     after = _code_versions()
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"grounding"}
-    assert after["grounding"].startswith("GROUNDING_VERSION=2+")
+    assert after["grounding"].startswith("GROUNDING_VERSION=3+")
 
 
 def test_a_new_training_version_starts_a_new_run(monkeypatch) -> None:
