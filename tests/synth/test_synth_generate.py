@@ -92,7 +92,9 @@ def _ensure_in_child(out: str) -> str:
 
 
 def test_concurrent_callers_share_one_tree(tmp_path: Path) -> None:
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    # spawn, not fork: forking a test process whose other threads (torch, OpenCV, decode pools) hold locks
+    # can deadlock the child in a futex wait, which hung a whole test run.
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         roots = pool.map(_ensure_in_child, [str(tmp_path)] * 2)
     assert roots == [str(tmp_path / "loco")] * 2
     assert is_current("splicing_connectors", tmp_path, TINY)
