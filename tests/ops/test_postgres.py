@@ -167,5 +167,5 @@ def test_a_run_against_postgres_and_its_events_read_back(postgres_server, tmp_pa
             "AND dagster_event_type IN ('ASSET_MATERIALIZATION', 'ASSET_CHECK_EVALUATION') GROUP BY 1",
             (run_id,),
         )
-        assert dict(cur.fetchall()) == {"ASSET_MATERIALIZATION": 1, "ASSET_CHECK_EVALUATION": 4}
+        assert dict(cur.fetchall()) == {"ASSET_MATERIALIZATION": 1, "ASSET_CHECK_EVALUATION": 5}
     conn.close()

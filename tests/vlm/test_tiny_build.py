@@ -16,6 +16,7 @@ import pytest
 from models.vlm import tiny
 from models.vlm.model import VisionLanguageModel
 from models.vlm.tiny import BUILD_MARKER, build_tiny_qwen25vl, is_complete_build
+from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel as VLMResource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def test_a_half_built_model_folder_is_rebuilt_and_loads(tiny_model_dir, tmp_path
     target = _storage_model(tmp_path)
     target.mkdir(parents=True)
     shutil.copy(tiny_model_dir / "config.json", target / "config.json")  # what a killed first build left
-    resource = VLMResource(storage_dir=str(tmp_path))
+    resource = VLMResource(storage=StorageResource(root=str(tmp_path)))
     vlm = resource.load()
     assert vlm.processor.image_processor is not None
     assert is_complete_build(target)
@@ -41,7 +42,7 @@ def test_a_whole_folder_built_before_the_marker_is_served_as_it_is(tiny_model_di
     shutil.copytree(tiny_model_dir, target)
     (target / BUILD_MARKER).unlink()  # an older builder wrote the model card last and no marker
     monkeypatch.setattr(tiny, "build_tiny_qwen25vl", lambda *a, **k: pytest.fail("rebuilt a whole model"))
-    assert VLMResource(storage_dir=str(tmp_path)).model_dir() == target
+    assert VLMResource(storage=StorageResource(root=str(tmp_path))).model_dir() == target
     assert not target.with_name(f"{target.name}.lock").exists()  # no lock taken: read-only storage works
 
 
@@ -59,7 +60,8 @@ def test_a_crash_in_the_middle_of_a_build_leaves_no_folder(tmp_path, monkeypatch
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_a_build_killed_hard_leaves_no_folder_and_the_next_run_builds(tmp_path):
     target = _storage_model(tmp_path)
-    code = f"from resources.vlm import VisionLanguageModel as R; R(storage_dir={str(tmp_path)!r}).model_dir()"
+    code = (f"from resources.storage import StorageResource as S; from resources.vlm import VisionLanguageModel as R; "
+            f"R(storage=S(root={str(tmp_path)!r})).model_dir()")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
     try:
@@ -73,7 +75,8 @@ def test_a_build_killed_hard_leaves_no_folder_and_the_next_run_builds(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not target.exists()  # debris only under a temporary name
-    assert VisionLanguageModel.from_pretrained(VLMResource(storage_dir=str(tmp_path)).model_dir()).processor
+    resource = VLMResource(storage=StorageResource(root=str(tmp_path)))
+    assert VisionLanguageModel.from_pretrained(resource.model_dir()).processor
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, f"{target.name}.lock"]
 
 
@@ -86,7 +89,7 @@ def test_concurrent_callers_build_once(tmp_path, monkeypatch):
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(tiny, "build_tiny_qwen25vl", counting_build)
-    resource = VLMResource(storage_dir=str(tmp_path))
+    resource = VLMResource(storage=StorageResource(root=str(tmp_path)))
     results: list[Path] = []
     threads = [threading.Thread(target=lambda: results.append(resource.model_dir())) for _ in range(3)]
     for thread in threads:
