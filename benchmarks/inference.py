@@ -33,9 +33,10 @@ import torch
 from PIL import Image
 
 from benchmarks.finetune import random_3b
+from models.envelope import format_target
 from models.evaluation import ICLExample, Question, local_answerer
 from models.spec import format_answer, get_spec
-from models.vlm import VisionLanguageModel, VLMConfig, build_tiny_qwen25vl, format_target, generate
+from models.vlm import VisionLanguageModel, VLMConfig, build_tiny_qwen25vl, generate
 from models.vlm.inference import ImageFeatureCache, generate_with_image_cache
 
 logger = logging.getLogger("benchmarks.inference")

@@ -26,7 +26,8 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 ``example_image_path``   its file
 ``raw_output``           the model's reply, verbatim
 ``think``                the first ``<think>`` block's content (``None`` without one)
-``answer_text``          the first ``<answer>`` block's content (``None`` without one)
+``answer_text``          the first ``<answer>`` block's content outside the reasoning (``None``
+                         without one; :func:`models.envelope.split_envelope`)
 ``answer_value``         the parsed typed value as JSON (``None`` when unparseable)
 ``parseable``            whether the parser could read the reply
 ``parse_reason``         why not (``None`` when parseable)
@@ -48,15 +49,14 @@ recomputed with scikit-learn.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
+from models.envelope import format_target, split_envelope
 from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, format_answer, parse_answer
 from models.vlm.encoding import PromptRequest
-from models.vlm.prompt import extract_answer, format_target
 
 METHODS = ("finetuned", "icl", "icl_api")
 LOCAL_METHODS = ("finetuned", "icl")
@@ -83,9 +83,6 @@ PREDICTION_COLUMNS = [
     "evidence_lines",
     "unparseable_policy",
 ]
-
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S | re.I)
-
 
 @dataclass(frozen=True)
 class ICLExample:
@@ -211,7 +208,7 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
     verdicts = {image_id: aggregate(spec, answers, policy) for image_id, answers in per_image.items()}
     rows = []
     for question, text, answer in zip(questions, outputs, parsed, strict=True):
-        verdict = verdicts[question.image_id]
+        verdict, envelope = verdicts[question.image_id], split_envelope(text)
         rows.append({
             "scenario": spec.scenario,
             "image_id": question.image_id,
@@ -223,8 +220,8 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "example_image_id": question.example.image_id,
             "example_image_path": question.example.image_path,
             "raw_output": text,
-            "think": extract_think(text),
-            "answer_text": extract_answer(text),
+            "think": envelope.think,
+            "answer_text": envelope.answer,
             "answer_value": json.dumps(answer.value) if answer.ok else None,
             "parseable": answer.ok,
             "parse_reason": answer.reason,
@@ -235,12 +232,6 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "unparseable_policy": policy.value,
         })
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-
-
-def extract_think(text: str) -> str | None:
-    """Content of the first ``<think>`` block (to the end of the text if it is unclosed), else None."""
-    match = _THINK.search(text)
-    return match.group(1) if match else None
 
 
 def image_rows(predictions: pd.DataFrame) -> pd.DataFrame:

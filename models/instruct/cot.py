@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from models.atomic import write_text_atomic
+from models.envelope import format_answer_only, format_target
 from models.instruct.augment import objects_from_json
 from models.instruct.reasoning import think as reasoning
 from models.objects import ImageObject
@@ -138,9 +139,7 @@ def sample_rng(seed: int, sample_id: str, stream: int) -> np.random.Generator:
 
 def assistant_text(think: str, answer: str, mode: str) -> str:
     """The target: ``<think>…</think><answer>…</answer>``, or ``<answer>…</answer>`` for answer_only."""
-    if mode == "answer_only":
-        return f"<answer>{answer}</answer>"
-    return f"<think>{think}</think><answer>{answer}</answer>"
+    return format_answer_only(answer) if mode == "answer_only" else format_target(think, answer)
 
 
 def think_for(spec: ScenarioSpec, record: ImageRecord, subquery_id: str, mode: str) -> str:

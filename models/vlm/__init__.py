@@ -4,7 +4,7 @@ difficulty-aware resampling, and batched inference. No Dagster here."""
 from models.vlm.encoding import PromptEncoder, PromptRequest
 from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
 from models.vlm.model import VisionLanguageModel, VLMConfig
-from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match, extract_answer, format_target
+from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match
 from models.vlm.resampling import difficulty, group_probabilities
 from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl
 from models.vlm.train import DIFFICULTY_COLUMNS, SAMPLE_COLUMNS, TrainConfig, TrainResult, train_lora
@@ -25,8 +25,6 @@ __all__ = [
     "build_tiny_qwen25vl",
     "difficulty",
     "exact_answer_match",
-    "extract_answer",
-    "format_target",
     "generate",
     "generate_with_image_cache",
     "group_probabilities",

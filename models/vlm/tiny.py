@@ -37,6 +37,7 @@ from transformers import (
 )
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+from models.envelope import format_target
 from models.vlm.prompt import CASE_HEADER, CASE_OUTPUT, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER, TEST_OUTPUT
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def tokenizer_corpus(seed: int = 0, n_samples: int = 400) -> Iterator[str]:
         "<|im_start|>assistant\n{t}<|im_end|>\nYou are a helpful assistant."
     )
     for i in range(n_samples):
-        target = f"<think>{_reasoning_text(rng)}</think><answer>{_answer_text(rng)}</answer>"
+        target = format_target(_reasoning_text(rng), _answer_text(rng))
         yield frame.format(q=_QUESTIONS[i % len(_QUESTIONS)], t=target)
 
 

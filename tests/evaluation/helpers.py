@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from models.envelope import format_target
 from models.evaluation.predict import Question
 from models.loco import scan_category
 from models.spec import ScenarioSpec, format_answer
 from models.split import SplitConfig, loco_fc_split
-from models.vlm.prompt import format_target
 from tests.loco_tree import LOGICAL_CLASSES, TreeSpec, build_tree
 
 SIZE = (64, 48)
