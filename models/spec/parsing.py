@@ -28,18 +28,21 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _GROUP = re.compile(r"[\[(]([^\[\]()]*)[\])]")
 
 # fmt: off
+#: The project's one table of number words: cardinals (``three`` = 3) and ordinals (``first`` = 1).
 NUMBER_WORDS: dict[str, int] = {
     word: i for i, word in enumerate((
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
         "nineteen", "twenty",
     ))
-} | {"none": 0, "nothing": 0, "single": 1}
+}
 ORDINAL_WORDS: dict[str, int] = {
     word: i + 1 for i, word in enumerate((
         "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
     ))
 }
+# In an answer a count may also be a word that is no number ("none", "a single nut").
+_COUNT_WORDS = NUMBER_WORDS | {"none": 0, "nothing": 0, "single": 1}
 _STOPWORDS = frozenset((
     "how", "many", "much", "is", "are", "there", "the", "a", "an", "in", "on", "of", "to", "do",
     "does", "what", "which", "this", "that", "these", "those", "image", "picture", "photo",
@@ -144,7 +147,7 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> set[str]:
     """Stemmed words of ``text`` that carry meaning (no stop words, numbers or punctuation)."""
-    return {stem(t) for t in tokens(text) if t[0].isalpha() and t not in _STOPWORDS and t not in NUMBER_WORDS}
+    return {stem(t) for t in tokens(text) if t[0].isalpha() and t not in _STOPWORDS and t not in _COUNT_WORDS}
 
 
 def _is_stop(token: str) -> bool:
@@ -160,8 +163,8 @@ def _number_mentions(toks: list[str]) -> list[tuple[int, float]]:
     for i, tok in enumerate(toks):
         if _NUMBER.fullmatch(tok):
             mentions.append((i, float(tok)))
-        elif tok in NUMBER_WORDS:
-            mentions.append((i, float(NUMBER_WORDS[tok])))
+        elif tok in _COUNT_WORDS:
+            mentions.append((i, float(_COUNT_WORDS[tok])))
         elif tok == "no" and i + 1 < len(toks) and toks[i + 1][0].isalpha():
             mentions.append((i, 0.0))
     return mentions
@@ -293,7 +296,7 @@ def _integer_token(token: str) -> int | None:
     token = token.strip().lower()
     if token.isdigit():
         return int(token)
-    return NUMBER_WORDS.get(token)
+    return _COUNT_WORDS.get(token)
 
 
 def _parse_int_list(subquery: SubquerySpec, text: str) -> tuple[Any, str | None]:
