@@ -8,13 +8,12 @@ each image and label also records whether the number of predicted objects equals
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from models.objects import box_iou
+from models.objects import box_iou, decode_attributes
 
 MATCH_COLUMNS = ["image_id", "scenario", "label", "n_pred", "n_true", "tp", "fp", "fn", "count_correct"]
 QUALITY_COLUMNS = [
@@ -195,6 +194,5 @@ def _attribute_rows(
         df = df.sort_values("score", ascending=False, kind="stable")
     grouped: dict[tuple[str, str], list[tuple[list[float], dict]]] = {}
     for image_id, label, bbox, attrs in zip(df["image_id"], df["label"], df["bbox"], df["attributes"], strict=True):
-        parsed = json.loads(attrs) if isinstance(attrs, str) and attrs else {}
-        grouped.setdefault((image_id, label), []).append(([float(v) for v in bbox], parsed))
+        grouped.setdefault((image_id, label), []).append(([float(v) for v in bbox], decode_attributes(attrs)))
     return grouped

@@ -49,7 +49,7 @@ import pandas as pd
 from models.atomic import write_bytes_atomic
 from models.images import read_rgb
 from models.instruct import cutpaste
-from models.objects import ImageObject, object_from_mask
+from models.objects import ImageObject, object_from_mask, objects_from_json, objects_to_json
 from models.spec import ScenarioSpec, aggregate, inverse, measure
 from models.spec.inverse import measure_all
 
@@ -454,29 +454,6 @@ def _row(scenario: str, aug: Augmentation, path: Path) -> dict[str, Any]:
         "edited_label": aug.edited_label,
         "edit": json.dumps(aug.edit, sort_keys=True),
     }
-
-
-# --- the objects column ------------------------------------------------------------------------
-
-
-def objects_to_json(objects: Sequence[ImageObject]) -> str:
-    """Objects in the shared object schema as a JSON list (``object_id`` is the list position)."""
-    return json.dumps([
-        {"object_id": i, "label": o.label, "score": float(o.score), "bbox": [int(v) for v in o.bbox],
-         "area": int(o.area), "centroid": [float(v) for v in o.centroid],
-         "mask_rle": {"size": [int(v) for v in o.mask_rle["size"]], "counts": o.mask_rle["counts"]},
-         "attributes": o.attributes}
-        for i, o in enumerate(objects)
-    ])  # fmt: skip
-
-
-def objects_from_json(text: str) -> list[ImageObject]:
-    """Inverse of :func:`objects_to_json`."""
-    return [
-        ImageObject(label=d["label"], bbox=d["bbox"], area=d["area"], centroid=d["centroid"],
-                    mask_rle=d["mask_rle"], score=d["score"], attributes=d["attributes"])
-        for d in json.loads(text)
-    ]  # fmt: skip
 
 
 # --- checks ------------------------------------------------------------------------------------------

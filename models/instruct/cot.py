@@ -40,9 +40,8 @@ import pandas as pd
 
 from models.atomic import write_text_atomic
 from models.envelope import format_answer_only, format_target
-from models.instruct.augment import objects_from_json
 from models.instruct.reasoning import think as reasoning
-from models.objects import ImageObject
+from models.objects import ImageObject, objects_from_json
 from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
 
 REASONING_MODES = ("boxes", "no_boxes", "answer_only")
