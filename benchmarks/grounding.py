@@ -41,6 +41,7 @@ from models.grounding import (
     build_backend,
     queries_from_spec,
 )
+from models.images import read_rgb
 from models.synth import CATEGORIES
 
 QUERIES = [
@@ -92,7 +93,7 @@ def load_images(args: argparse.Namespace) -> list[np.ndarray]:
             raise SystemExit(
                 f"no .png/.jpg images in {args.image_dir}: point --image-dir at a folder of images"
             )
-        return [cv2.cvtColor(cv2.imread(str(paths[i % len(paths)])), cv2.COLOR_BGR2RGB) for i in range(n)]
+        return [read_rgb(paths[i % len(paths)]) for i in range(n)]
     height, width = (int(v) for v in args.size.lower().split("x"))
     return [synthetic_scene(height, width, seed) for seed in range(n)]
 
