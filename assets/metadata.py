@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from dagster import DataVersion
 
+from models.images import image_data_uri
+
 
 def frame_data_version(df: pd.DataFrame) -> DataVersion:
     """A content hash of a table, so downstream staleness follows the data, not the run."""
@@ -26,14 +28,4 @@ def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
 
 def image_markdown(image_rgb: np.ndarray, caption: str, max_width: int = 480) -> str:
     """An inline PNG (data URI) for `MetadataValue.md`, shrunk so metadata stays small."""
-    import base64
-
-    import cv2
-
-    h, w = image_rgb.shape[:2]
-    if w > max_width:
-        image_rgb = cv2.resize(image_rgb, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("could not encode the picture as PNG")
-    return f"**{caption}**\n\n![{caption}](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})"
+    return f"**{caption}**\n\n![{caption}]({image_data_uri(image_rgb, max_width, 'png')})"
