@@ -24,6 +24,8 @@ from dagster import (
 )
 from upath import UPath
 
+from models.tables import markdown_table
+
 PREVIEW_ROWS = 8
 PREVIEW_CELL_CHARS = 80
 
@@ -35,15 +37,7 @@ def table_schema(df: pd.DataFrame) -> TableSchema:
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     """A short Markdown table of the first rows, with long cells cut so the UI stays readable."""
-
-    def cell(value: object) -> str:
-        text = str(value).replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
-
-    head = df.head(rows)
-    lines = ["| " + " | ".join(str(c) for c in head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown_table(df.head(rows), index=False, max_cell_chars=PREVIEW_CELL_CHARS)
 
 
 def table_metadata(df: pd.DataFrame) -> dict[str, object]:
