@@ -2,14 +2,11 @@
 
 Paths follow ``<base_dir>/<asset>/<partition>.parquet`` (``<base_dir>/<asset>.parquet`` when
 unpartitioned), so users can open any intermediate table with pandas or DuckDB without Dagster.
-Every write goes to a temporary file that is renamed into place, so a crash never leaves a
-half-written table behind.
+Every write goes to a temporary file that is renamed into place
+(:func:`models.atomic.write_parquet_atomic`), so a crash never leaves a half-written table behind.
 """
 
 from __future__ import annotations
-
-import os
-import uuid
 
 import pandas as pd
 from dagster import (
@@ -24,6 +21,7 @@ from dagster import (
 )
 from upath import UPath
 
+from models.atomic import write_parquet_atomic
 from models.tables import markdown_table
 
 PREVIEW_ROWS = 8
@@ -47,20 +45,6 @@ def table_metadata(df: pd.DataFrame) -> dict[str, object]:
         "dagster/column_schema": table_schema(df),
         "preview": MetadataValue.md(markdown_preview(df)),
     }
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: os.PathLike[str] | str) -> None:
-    """Write ``df`` to ``path`` through a temporary sibling and a rename."""
-    target = UPath(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            df.to_parquet(fh, index=False)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class ParquetUPathIOManager(UPathIOManager):

@@ -19,11 +19,12 @@ from assets.evaluation import lac_metrics, lac_predictions, lac_report
 from assets.partitions import SCENARIO_SPECS, scenario_partitions
 from assets.paths import adapter_dir, reports_dir
 from assets.split import loco_fc_split
+from models.atomic import write_parquet_atomic
 from models.objects import object_from_mask, objects_to_frame
 from models.spec import get_spec
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
-from resources.parquet_io import ParquetIOManager, write_parquet_atomic
+from resources.parquet_io import ParquetIOManager
 from resources.vlm import VisionLanguageModel
 from tests.evaluation.helpers import cot_table, small_tree, split_frame
 

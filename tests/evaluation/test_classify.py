@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from assets.paths import adapter_dir
+from models.atomic import write_parquet_atomic
 from models.spec import get_spec
 from pipelines.classify import EXIT_BAD_INPUT, main
-from resources.parquet_io import write_parquet_atomic
 from tests.cli_helpers import assert_one_line_error, read_only, run_cli
 from tests.evaluation.helpers import cot_table, split_frame
 from tests.loco_tree import png_header_only
