@@ -42,10 +42,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
+from models.devices import resolve_device, resolve_dtype
 from models.envelope import format_target
 from models.vlm.distributed import DistContext
 from models.vlm.encoding import collate_for_loss, request_from_row
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_device, resolve_dtype
+from models.vlm.model import VisionLanguageModel, VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.tiny import TinyQwenConfig, build_processor, build_tiny_qwen25vl, train_tokenizer
 from models.vlm.train import TrainConfig, Trainer

@@ -22,8 +22,9 @@ class Grounder(ConfigurableResource):
         default="classical",
         description="clip_sam (the method's) or classical (no weights; only the five generated scenarios' objects).",
     )
-    device: str = Field(default="auto", description="auto = CUDA when present, else CPU.")
-    precision: str = Field(default="auto", description="auto = bf16 on CUDA, fp32 on CPU; or fp32/bf16/fp16.")
+    device: str = Field(default="auto", description="auto = cuda:<LOCAL_RANK> when CUDA is present, else cpu.")
+    precision: str = Field(default="auto",
+                           description="auto = bf16 on a CUDA device that supports it, else fp32; or fp32/bf16/fp16.")
     sam_model_type: str = Field(default="vit_h", description="vit_h, vit_l or vit_b.")
     sam_checkpoint: str = Field(default="", description="Local SAM checkpoint file.")
     points_per_side: int = 32

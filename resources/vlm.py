@@ -29,7 +29,8 @@ class VisionLanguageModel(ConfigurableResource):
     """Which Qwen2.5-VL checkpoint the chain fine-tunes and asks, and how it is loaded."""
 
     checkpoint_dir: str = Field(default="", description="Local Qwen2.5-VL directory; empty = tiny built-in model.")
-    dtype: str = Field(default="auto", description="auto = bf16 on CUDA, fp32 on CPU; or float32/bfloat16/float16.")
+    dtype: str = Field(default="auto",
+                       description="auto = bf16 where CUDA supports it, else fp32; or float32/bfloat16/float16.")
     device: str = Field(default="auto", description="auto = cuda:<LOCAL_RANK> when a GPU is present, else cpu.")
     attn_implementation: str = Field(default="sdpa", description="sdpa, flash_attention_2 or eager.")
     min_pixels: int | None = Field(default=None, description="Processor resize bound; None keeps the checkpoint's.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
+
+from models.devices import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,10 @@ AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
 class VLMConfig:
     """How to load a checkpoint.
 
-    ``dtype="auto"`` means bf16 on CUDA and fp32 on CPU (CPUs have no fast bf16 matmul, and the
-    tests need exact fp32 arithmetic). ``device="auto"`` means ``cuda:<LOCAL_RANK>`` when a GPU is
-    present, else CPU. ``min_pixels`` / ``max_pixels`` override the processor's resize bounds
-    (``None`` keeps the checkpoint's values; the paper uses native resolution).
+    ``dtype`` and ``device`` follow :mod:`models.devices` (``auto``: bf16 on a CUDA device that
+    supports it, fp32 otherwise; ``cuda:<LOCAL_RANK>`` when a GPU is present, else CPU).
+    ``min_pixels`` / ``max_pixels`` override the processor's resize bounds (``None`` keeps the
+    checkpoint's values; the paper uses native resolution).
     """
 
     dtype: DType = "auto"
@@ -46,22 +47,6 @@ class VLMConfig:
     attn_implementation: AttnImplementation = "sdpa"
     min_pixels: int | None = None
     max_pixels: int | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the local rank's GPU if there is one, else CPU."""
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 on CUDA, fp32 elsewhere."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:

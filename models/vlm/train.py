@@ -66,6 +66,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from models.devices import resolve_device
 from models.vlm.checkpoint import (
     capture_rng_state,
     complete_checkpoints,
@@ -84,7 +85,7 @@ from models.vlm.encoding import (
     move_to,
     request_from_row,
 )
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_device
+from models.vlm.model import VisionLanguageModel, VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.resampling import difficulty, group_probabilities, resampled_epoch_order, uniform_epoch_order
 from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 
+from models.devices import resolve_device, resolve_dtype
 from models.vlm.encoding import PromptEncoder, PromptRequest, collate_for_generation
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_dtype
+from models.vlm.model import VisionLanguageModel, VLMConfig
 from models.vlm.tiny import QWEN_SPECIAL_TOKENS, create_tiny_qwen25vl
 
 
@@ -78,9 +79,32 @@ def test_pixel_bounds_and_dtype_resolution(tiny_model_dir):
     vlm = VisionLanguageModel.from_pretrained(tiny_model_dir, config)
     size = vlm.processor.image_processor.size
     assert (size["shortest_edge"], size["longest_edge"]) == (28 * 28, 56 * 56)
+    assert vlm.base_model.dtype == torch.float32  # auto on CPU
+
+
+def test_one_device_and_dtype_rule_for_the_vlm_and_grounding(monkeypatch):
+    """The VLM and grounding resolved ``auto`` with different rules (cuda:LOCAL_RANK or cuda; bf16
+    always or bf16 only where supported); both use models.devices now."""
+    from models.grounding import clip_sam
+    from models.vlm import model
+
+    assert model.resolve_device is clip_sam.resolve_device is resolve_device
+    assert model.resolve_dtype is clip_sam.resolve_dtype is resolve_dtype
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("auto") == torch.device("cuda", 3)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_dtype("auto", torch.device("cuda", 0)) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_dtype("auto", torch.device("cuda", 0)) == torch.float32
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
+    assert resolve_dtype("float16", torch.device("cpu")) == resolve_dtype("fp16", torch.device("cpu")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="'cuda:1' was asked for but CUDA is not available: use 'auto' or 'cpu'"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        resolve_dtype("half", torch.device("cpu"))
 
 
 def test_load_adapter_rejects_a_directory_without_adapter(tiny_model_dir, tmp_path):
