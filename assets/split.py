@@ -23,7 +23,7 @@ from pydantic import Field
 
 from assets.metadata import frame_data_version, markdown_table
 from assets.partitions import SCENARIO_CATALOG, scenario_partitions
-from models.loco import LocoCategory, scan_category
+from models.loco import LocoScenario, scan_loco_scenario
 from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
@@ -97,7 +97,7 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
     classes read from the ground-truth masks."""
     scenario = context.partition_key
     root = loco.root_for(scenario)
-    category = scan_category(root, scenario)
+    category = scan_loco_scenario(root, scenario)
     split_config = SplitConfig(train_ratio=config.train_ratio, seed=config.seed)
     frame = compute_split(category, split_config)
     for excluded in category.excluded:
@@ -118,7 +118,7 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
     yield scenario_specs_check(SCENARIO_CATALOG.skipped)
 
 
-def split_checks(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> list[AssetCheckResult]:
+def split_checks(frame: pd.DataFrame, category: LocoScenario, config: SplitConfig) -> list[AssetCheckResult]:
     """The four checks of the re-split, computed from the table and the scan it came from."""
     return [
         _leakage_check(frame),
@@ -152,12 +152,12 @@ def _both_splits_check(frame: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> AssetCheckResult:
+def _counts_check(frame: pd.DataFrame, category: LocoScenario, config: SplitConfig) -> AssetCheckResult:
     row = table_one_row(frame)
     single = frame[frame["n_defect_types"] == 1]
     problems: list[str] = []
     for source, key in (("train/good", "train_normal"), ("test/good", "test_normal")):
-        expected = len(category.by_source(source))
+        expected = len(category.in_folder(source))
         if row[key] != expected:
             problems.append(f"{key} is {row[key]}, {source} holds {expected}")
     if (frame[frame["n_defect_types"] > 1]["split"] != "test").any():
@@ -173,7 +173,7 @@ def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConf
     )
 
 
-def _excluded_check(category: LocoCategory) -> AssetCheckResult:
+def _excluded_check(category: LocoScenario) -> AssetCheckResult:
     listing = [
         {"image": str(e.image_path), "reason": e.reason, "unknown_pixel_values": list(e.unknown_pixel_values),
          "unreadable_file": str(e.unreadable_file) if e.unreadable_file else None}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.loco import TEST_GOOD, TRAIN_GOOD, LocoCategory, LocoImage
+from models.loco import TEST_GOOD, TRAIN_GOOD, LocoImage, LocoScenario
 
 SPLIT_COLUMNS = [
     "image_id",
@@ -23,7 +23,7 @@ SPLIT_COLUMNS = [
     "split",
     "labels",
     "n_defect_types",
-    "source",
+    "loco_folder",
     "image_path",
     "mask_paths",
     "width",
@@ -67,15 +67,15 @@ def split_single_anomalies(
     return train, test
 
 
-def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
+def loco_fc_split(found: LocoScenario, config: SplitConfig) -> pd.DataFrame:
     """One row per image of LOCO FC with its split and classes (columns: :data:`SPLIT_COLUMNS`)."""
-    anomalous = [im for im in category.images if im.n_defect_types > 0]
+    anomalous = [im for im in found.images if im.n_defect_types > 0]
     single = [im for im in anomalous if im.n_defect_types == 1]
     multi = [im for im in anomalous if im.n_defect_types > 1]
-    single_train, single_test = split_single_anomalies(single, config, category.scenario)
+    single_train, single_test = split_single_anomalies(single, config, found.scenario)
     assignment = (
-        [(im, "train") for im in category.by_source(TRAIN_GOOD) + single_train]
-        + [(im, "test") for im in category.by_source(TEST_GOOD) + single_test + multi]
+        [(im, "train") for im in found.in_folder(TRAIN_GOOD) + single_train]
+        + [(im, "test") for im in found.in_folder(TEST_GOOD) + single_test + multi]
     )
     rows = [
         {
@@ -84,7 +84,7 @@ def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
             "split": split,
             "labels": list(im.labels),
             "n_defect_types": im.n_defect_types,
-            "source": im.source,
+            "loco_folder": im.loco_folder,
             "image_path": str(im.image_path),
             "mask_paths": [str(p) for p in im.mask_paths],
             "width": im.width,

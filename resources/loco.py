@@ -51,11 +51,11 @@ class LocoDataset(ConfigurableResource):
                     f"LOGICLS_DATA_ROOT={root} has no folder {scenario}/. {LAYOUT_HINT}"
                 )
             return root
-        from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+        from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
-        if scenario not in CATEGORIES:
+        if scenario not in SCENARIOS:
             raise LocoFormatError(
-                f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(CATEGORIES)}): "
+                f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(SCENARIOS)}): "
                 f"set LOGICLS_DATA_ROOT to a LOCO-format root that holds {scenario}/."
             )
         config = GeneratorConfig(

@@ -16,8 +16,7 @@ from dagster import ConfigurableResource
 from filelock import FileLock
 from pydantic import Field
 
-from models.vlm import VisionLanguageModel as LoadedVLM
-from models.vlm import VLMConfig, build_tiny_qwen25vl
+from models.vlm import LoadedVLM, VLMConfig, build_tiny_qwen25vl
 
 TINY_NOTE = (
     "tiny built-in Qwen2.5-VL-architecture model with RANDOM weights: its results only show that the chain "

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from models.evaluation.predict import Answerer, Question
 from models.llm import ChatCompleter, Message, image_part, text_part
-from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, generate_with_image_cache
+from models.vlm import ImageFeatureCache, LoadedVLM, build_messages, generate_with_image_cache
 from models.vlm.inference import generation_room
 
 API_CACHE_TAG = "lac-icl-fig3-v1"
@@ -32,7 +32,7 @@ def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
     return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
 
 
-def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,
+def local_answerer(vlm: LoadedVLM, *, batch_size: int, max_new_tokens: int,
                    progress: bool = False) -> Answerer:
     """Greedy, batched generation where each distinct image goes through the vision tower once.
 

@@ -15,7 +15,7 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 
 =======================  ==================================================================
 ``scenario``             the scenario (partition)
-``image_id``             ``<scenario>/<source>/<stem>``
+``image_id``             ``<scenario>/<loco_folder>/<stem>``
 ``image_path``           the test image
 ``model``                who answered: the checkpoint directory's name, or the endpoint's model
 ``method``               ``finetuned`` (base + LoRA adapter), ``icl`` (base model, in context),
@@ -120,7 +120,7 @@ def select_examples(cot: pd.DataFrame, spec: ScenarioSpec,
                     train_image_ids: Iterable[str] | None = None) -> dict[str, ICLExample]:
     """The in-context example of every subquery, chosen from ``cot_dataset`` deterministically.
 
-    Candidates are rows of normal training images (``labels == ["normal"]``, ``source ==
+    Candidates are rows of normal training images (``labels == ["normal"]``, ``image_origin ==
     "original"``, not ``flagged`` where that column exists, and in ``train_image_ids`` when given).
     One image serves every subquery when possible (its features are then computed once, and the
     report shows one example): the first ``image_id`` in sort order that has a row for every
@@ -132,7 +132,7 @@ def select_examples(cot: pd.DataFrame, spec: ScenarioSpec,
     missing = sorted(set(spec.subquery_ids) - set(rows["subquery_id"]))
     if missing:
         raise ValueError(
-            f"{spec.scenario}: cot_dataset has no row of a normal training image (source original) for "
+            f"{spec.scenario}: cot_dataset has no row of a normal training image (image_origin original) for "
             f"subqueries {missing}; the Fig. 3 example needs one"
         )
     complete = rows.groupby("image_id")["subquery_id"].nunique()
@@ -166,7 +166,7 @@ def normal_answer_examples(spec: ScenarioSpec, image_id: str, image_path: str) -
 
 def _example_candidates(cot: pd.DataFrame, spec: ScenarioSpec,
                         train_image_ids: Iterable[str] | None) -> pd.DataFrame:
-    rows = cot[(cot["scenario"] == spec.scenario) & (cot["source"] == "original")]
+    rows = cot[(cot["scenario"] == spec.scenario) & (cot["image_origin"] == "original")]
     rows = rows[[is_normal(labels) for labels in rows["labels"]]]
     if "flagged" in rows.columns:
         rows = rows[~rows["flagged"].fillna(False).astype(bool)]

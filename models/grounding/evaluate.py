@@ -19,7 +19,7 @@ from models.grounding.base import GroundingBackend, ObjectQuery
 from models.grounding.quality import ALL_LABELS, attribute_accuracy, grounding_quality
 from models.grounding.run import ground_images
 
-LOCO_FC_SOURCES = ("train/good", "test/good", "test/logical_anomalies")
+LOCO_FC_FOLDERS = ("train/good", "test/good", "test/logical_anomalies")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def loco_fc_images(generated_dir: str | Path, scenario: str) -> pd.DataFrame:
     """The generated images LOCO FC uses: ``image_id``, absolute ``image_path`` and ``n_defect_types``."""
     generated_dir = Path(generated_dir)
     images = pd.read_parquet(generated_dir / "annotations" / f"{scenario}_images.parquet")
-    images = images[images["source"].isin(LOCO_FC_SOURCES)].sort_values("image_id")
+    images = images[images["loco_folder"].isin(LOCO_FC_FOLDERS)].sort_values("image_id")
     root = generated_dir / "loco"
     paths = [str(root / p) for p in images["image_path"]]
     return images.assign(image_path=paths)[["image_id", "image_path", "n_defect_types"]]

@@ -31,7 +31,7 @@ ALL_LABELS = "(all)"
 
 
 def scenario_of(image_id: str) -> str:
-    """The scenario part of an ``image_id`` (``<scenario>/<source>/<stem>``)."""
+    """The scenario part of an ``image_id`` (``<scenario>/<loco_folder>/<stem>``)."""
     return image_id.split("/", 1)[0]
 
 

@@ -62,7 +62,7 @@ IMAGE_TOKEN = "<image>"
 
 COT_COLUMNS = [
     "sample_id", "image_id", "image_path", "scenario", "subquery_id", "question", "question_id", "think",
-    "answer", "target", "reasoning_type", "source", "aug_kind", "parent_image_id", "labels", "answer_value",
+    "answer", "target", "reasoning_type", "image_origin", "aug_kind", "parent_image_id", "labels", "answer_value",
     "flagged", "flag_reason", "example_image_id", "example_image_path", "example_target",
 ]  # fmt: skip
 
@@ -93,7 +93,7 @@ class ImageRecord:
     answers: dict[str, Any]
     contradictions: tuple[str, ...]
     measured: dict[str, Any] = field(default_factory=dict)
-    source: str = "original"
+    origin: str = "original"  # or "augmented"
     parent_image_id: str | None = None
     aug_kind: str | None = None
 
@@ -170,7 +170,7 @@ def sample_rows(
             "sample_id": sample_id, "image_id": record.image_id, "image_path": record.image_path,
             "scenario": spec.scenario, "subquery_id": sub.id, "question": options[qid], "question_id": qid,
             "think": think, "answer": answer, "target": assistant_text(think, answer, config.reasoning),
-            "reasoning_type": sub.reasoning_type, "source": record.source, "aug_kind": record.aug_kind,
+            "reasoning_type": sub.reasoning_type, "image_origin": record.origin, "aug_kind": record.aug_kind,
             "parent_image_id": record.parent_image_id, "labels": list(record.labels),
             "answer_value": json.dumps(value), "flagged": record.flagged,
             "flag_reason": "; ".join(record.contradictions),
@@ -230,7 +230,7 @@ def with_examples(table: pd.DataFrame, seed: int) -> pd.DataFrame:
         for column in ("example_image_id", "example_image_path", "example_target"):
             table[column] = pd.Series(dtype=object)
         return table[COT_COLUMNS]
-    normal = table[(table["source"] == "original") & ~table["flagged"]
+    normal = table[(table["image_origin"] == "original") & ~table["flagged"]
                    & table["labels"].map(lambda labels: list(labels) == [NORMAL])]
     by_subquery = {sid: group.sort_values("image_id") for sid, group in normal.groupby("subquery_id")}
     picked = [_example(row, by_subquery.get(row.subquery_id), seed) for row in table.itertuples(index=False)]

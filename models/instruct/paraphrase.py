@@ -37,6 +37,11 @@ PROMPT_VERSION = "paraphrase-v1"
 
 Source = Literal["llm", "offline"]
 
+#: Columns of the ``subquery_paraphrases`` table. Row 0 of each subquery is its original text
+#: (``paraphrase_source`` "original"); the others say which :data:`Source` wrote them, and ``model``
+#: which LLM (``None`` for the original and the offline rules).
+PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "paraphrase_source", "model"]
+
 
 @dataclass(frozen=True)
 class Paraphrase:

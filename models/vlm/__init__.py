@@ -3,7 +3,7 @@ difficulty-aware resampling, and batched inference. No Dagster here."""
 
 from models.vlm.encoding import PromptEncoder, PromptRequest
 from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
-from models.vlm.model import VisionLanguageModel, VLMConfig
+from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match
 from models.vlm.resampling import difficulty, group_probabilities
 from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl
@@ -14,13 +14,13 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "SYSTEM_PROMPT",
     "ImageFeatureCache",
+    "LoadedVLM",
     "PromptEncoder",
     "PromptRequest",
     "TinyQwenConfig",
     "TrainConfig",
     "TrainResult",
     "VLMConfig",
-    "VisionLanguageModel",
     "build_messages",
     "build_tiny_qwen25vl",
     "difficulty",

@@ -1,4 +1,7 @@
-"""``VisionLanguageModel``: a local Qwen2.5-VL checkpoint with its processor, ready to train or ask.
+"""``LoadedVLM``: a local Qwen2.5-VL checkpoint with its processor, ready to train or ask.
+
+The Dagster resource ``resources.vlm.VisionLanguageModel`` says *which* checkpoint and how to load
+it; ``LoadedVLM`` is the model in memory that its ``load()`` returns.
 
 Why a wrapper: every stage (fine-tuning, difficulty scoring, LAC inference, the in-context
 baseline) needs the same things decided the same way: which dtype and device, which attention
@@ -116,7 +119,7 @@ def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig
     )
 
 
-class VisionLanguageModel:
+class LoadedVLM:
     """A Qwen2.5-VL model (optionally with a LoRA adapter) and its processor on one device."""
 
     def __init__(self, model: PreTrainedModel | PeftModel, processor, config: VLMConfig, path: Path) -> None:
@@ -126,7 +129,7 @@ class VisionLanguageModel:
         self.path = path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: VLMConfig | None = None) -> VisionLanguageModel:
+    def from_pretrained(cls, path: str | Path, config: VLMConfig | None = None) -> LoadedVLM:
         """Load model and processor from a local checkpoint directory (never from the hub)."""
         config = config or VLMConfig()
         directory = check_checkpoint_dir(path)

@@ -38,7 +38,7 @@ from models.vlm.encoding import (
     request_from_row,
 )
 from models.vlm.inference import decode, generate_ids
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 
 AnswerChecker = Callable[[Mapping[str, Any], str], bool]
 
@@ -100,7 +100,7 @@ class SampleScore:
 
 
 @torch.no_grad()
-def score_rows(vlm: VisionLanguageModel, nll_module: TargetTokenNLL, encoder: PromptEncoder,
+def score_rows(vlm: LoadedVLM, nll_module: TargetTokenNLL, encoder: PromptEncoder,
                rows: Sequence[Mapping[str, Any]], answer_checker: AnswerChecker, max_new_tokens: int,
                autocast: Callable[[], AbstractContextManager] = nullcontext) -> list[SampleScore]:
     """Greedy-generate each row's answer, check it, and measure its answer perplexity (one batch)."""

@@ -85,7 +85,7 @@ from models.vlm.encoding import (
     move_to,
     request_from_row,
 )
-from models.vlm.model import VisionLanguageModel, VLMConfig
+from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.resampling import difficulty, group_probabilities, resampled_epoch_order, uniform_epoch_order
 from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
@@ -277,7 +277,7 @@ def steps_per_epoch(n_samples: int, config: TrainConfig, world_size: int) -> int
 class Trainer:
     """State of one run; ``train_lora`` is the entry point."""
 
-    def __init__(self, vlm: VisionLanguageModel, samples: pd.DataFrame, config: TrainConfig, output_dir: Path,
+    def __init__(self, vlm: LoadedVLM, samples: pd.DataFrame, config: TrainConfig, output_dir: Path,
                  answer_checker: AnswerChecker, ctx: DistContext, progress_callback: ProgressCallback | None,
                  step_callback: StepCallback | None) -> None:
         self.vlm, self.samples, self.config, self.output_dir = vlm, samples, config, output_dir
@@ -515,7 +515,7 @@ def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig
         if ctx.is_main:
             output.mkdir(parents=True, exist_ok=True)
         seed_everything(config.seed)
-        vlm = VisionLanguageModel.from_pretrained(model_dir, model_config)
+        vlm = LoadedVLM.from_pretrained(model_dir, model_config)
         trainer = Trainer(vlm, samples, config, output, answer_checker, ctx, progress_callback, step_callback)
         start_epoch = trainer.resume_or_start(resume)
         trainer.run(start_epoch)

@@ -13,14 +13,14 @@ from models.vlm.encoding import (
     load_image,
     request_from_row,
 )
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 from models.vlm.prompt import build_messages
 from models.vlm.scoring import TargetTokenNLL
 
 
 @pytest.fixture(scope="module")
 def vlm(tiny_model_dir):
-    return VisionLanguageModel.from_pretrained(tiny_model_dir)
+    return LoadedVLM.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
