@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from upath import UPath
+
+from models.tables import arrow_table
 
 PathT = TypeVar("PathT", Path, UPath)
 
@@ -67,9 +71,16 @@ def write_text_atomic(path: str | Path, text: str, *, fsync: bool = False) -> Pa
     return write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> UPath:
-    """Write ``df`` as Parquet (no index) to ``path``, a local path or an fsspec URL, atomically."""
+def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike[str], schema: pa.Schema | None = None) -> UPath:
+    """Write ``df`` as Parquet (no index) to ``path``, a local path or an fsspec URL, atomically.
+
+    With ``schema`` (:data:`models.schemas.TABLE_SCHEMAS`) the declared columns are stored with the
+    declared types (:func:`models.tables.arrow_table`), whatever pandas would infer from the values.
+    """
     target = UPath(path)
     with replacing(target) as tmp, tmp.open("wb") as file:
-        df.to_parquet(file, index=False)
+        if schema is None:
+            df.to_parquet(file, index=False)
+        else:
+            pq.write_table(arrow_table(df, schema), file)
     return target

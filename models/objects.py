@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 OBJECT_COLUMNS = [
     "image_id",
@@ -34,6 +35,11 @@ OBJECT_COLUMNS = [
     "mask_rle",
     "attributes",
 ]
+OBJECT_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("object_id", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
+    ("bbox", pa.list_(pa.int64())), ("area", pa.int64()), ("centroid", pa.list_(pa.float64())),
+    ("mask_rle", pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])), ("attributes", pa.string()),
+])  # fmt: skip
 
 
 @dataclass

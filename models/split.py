@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.loco import TEST_GOOD, TRAIN_GOOD, LocoImage, LocoScenario
 
@@ -29,6 +30,11 @@ SPLIT_COLUMNS = [
     "width",
     "height",
 ]
+SPLIT_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("scenario", pa.string()), ("split", pa.string()), ("labels", pa.list_(pa.string())),
+    ("n_defect_types", pa.int64()), ("loco_folder", pa.string()), ("image_path", pa.string()),
+    ("mask_paths", pa.list_(pa.string())), ("width", pa.int64()), ("height", pa.int64()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Paths follow ``<base_dir>/<asset>/<partition>.parquet`` (``<base_dir>/<asset>.parquet`` when
 unpartitioned), so users can open any intermediate table with pandas or DuckDB without Dagster.
 Every write goes to a temporary file that is renamed into place
-(:func:`models.atomic.write_parquet_atomic`), so a crash never leaves a half-written table behind.
+(:func:`models.atomic.write_parquet_atomic`), so a crash never leaves a half-written table behind,
+and with the table's declared Arrow schema (:data:`models.schemas.TABLE_SCHEMAS`), so every
+partition of a table has the same column types and they read together as one data set.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dagster import (
 from upath import UPath
 
 from models.atomic import write_parquet_atomic
+from models.schemas import TABLE_SCHEMAS
 from models.tables import markdown_table
 
 PREVIEW_ROWS = 8
@@ -58,7 +61,7 @@ class ParquetUPathIOManager(UPathIOManager):
                 f"Asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                 "the Parquet IO manager stores pandas DataFrames only."
             )
-        write_parquet_atomic(obj, path)
+        write_parquet_atomic(obj, path, schema=TABLE_SCHEMAS.get(context.asset_key.path[-1]))
         context.add_output_metadata(table_metadata(obj))
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from models.envelope import format_target, split_envelope
 from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, format_answer, parse_answer
@@ -83,6 +84,15 @@ PREDICTION_COLUMNS = [
     "evidence_lines",
     "unparseable_policy",
 ]
+_TEXT, _LABELS = pa.string(), pa.list_(pa.string())
+PREDICTION_SCHEMA = pa.schema([
+    *((name, _TEXT) for name in PREDICTION_COLUMNS[:13]),  # scenario … answer_value
+    ("parseable", pa.bool_()), ("parse_reason", _TEXT), ("true_labels", _LABELS), ("predicted_labels", _LABELS),
+    ("evidence", _TEXT), ("evidence_lines", _LABELS), ("unparseable_policy", _TEXT),
+])  # fmt: skip
+#: ``lac_ablation``: the prediction columns of every Table III configuration, labelled.
+ABLATION_COLUMNS = [*PREDICTION_COLUMNS, "configuration"]
+ABLATION_SCHEMA = PREDICTION_SCHEMA.append(pa.field("configuration", _TEXT))
 
 @dataclass(frozen=True)
 class ICLExample:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.objects import box_iou, decode_attributes
 
@@ -27,6 +28,14 @@ QUALITY_COLUMNS = [
     "recall",
     "count_accuracy",
 ]
+#: The ``grounding_quality`` table: :func:`measure_quality` on all images, with the count accuracy on
+#: normal images beside it.
+GROUNDING_QUALITY_COLUMNS = [*QUALITY_COLUMNS, "count_accuracy_normal"]
+GROUNDING_QUALITY_SCHEMA = pa.schema([
+    ("scenario", pa.string()), ("label", pa.string()), ("n_images", pa.int64()), ("tp", pa.int64()),
+    ("fp", pa.int64()), ("fn", pa.int64()), ("precision", pa.float64()), ("recall", pa.float64()),
+    ("count_accuracy", pa.float64()), ("count_accuracy_normal", pa.float64()),
+])  # fmt: skip
 ALL_LABELS = "(all)"
 
 

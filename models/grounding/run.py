@@ -21,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from models.atomic import write_text_atomic
 from models.grounding.base import GroundingBackend, ObjectQuery, check_queries
 from models.images import read_rgb
-from models.objects import OBJECT_COLUMNS, ImageObject, objects_to_frame
+from models.objects import OBJECT_COLUMNS, OBJECT_SCHEMA, ImageObject, objects_to_frame
 
 logger = logging.getLogger(__name__)
 
 GROUNDING_COLUMNS = [*OBJECT_COLUMNS, "backend", "width", "height"]
+GROUNDING_SCHEMA = pa.schema([*OBJECT_SCHEMA, pa.field("backend", pa.string()), pa.field("width", pa.int64()),
+                              pa.field("height", pa.int64())])
 IMAGE_COLUMNS = ["image_id", "image_path", "status", "width", "height", "n_objects", "seconds", "error"]
 _INT_COLUMNS = ("object_id", "area", "width", "height")
 

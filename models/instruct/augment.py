@@ -45,6 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.atomic import write_bytes_atomic
 from models.images import read_rgb
@@ -64,6 +65,12 @@ AUGMENT_COLUMNS = [
     "aug_id", "parent_image_id", "scenario", "kind", "image_path", "width", "height", "labels",
     "parent_labels", "label_changed", "objects", "answers", "changed_answers", "edited_label", "edit",
 ]  # fmt: skip
+AUGMENT_SCHEMA = pa.schema([
+    ("aug_id", pa.string()), ("parent_image_id", pa.string()), ("scenario", pa.string()), ("kind", pa.string()),
+    ("image_path", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("labels", pa.list_(pa.string())),
+    ("parent_labels", pa.list_(pa.string())), ("label_changed", pa.bool_()), ("objects", pa.string()),
+    ("answers", pa.string()), ("changed_answers", pa.string()), ("edited_label", pa.string()), ("edit", pa.string()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.atomic import write_text_atomic
 from models.envelope import format_answer_only, format_target
@@ -65,6 +66,14 @@ COT_COLUMNS = [
     "answer", "target", "reasoning_type", "image_origin", "aug_kind", "parent_image_id", "labels", "answer_value",
     "flagged", "flag_reason", "example_image_id", "example_image_path", "example_target",
 ]  # fmt: skip
+COT_SCHEMA = pa.schema([
+    *((name, pa.string()) for name in ("sample_id", "image_id", "image_path", "scenario", "subquery_id", "question")),
+    ("question_id", pa.int64()),
+    *((name, pa.string()) for name in ("think", "answer", "target", "reasoning_type", "image_origin", "aug_kind",
+                                       "parent_image_id")),
+    ("labels", pa.list_(pa.string())), ("answer_value", pa.string()), ("flagged", pa.bool_()),
+    *((name, pa.string()) for name in ("flag_reason", "example_image_id", "example_image_path", "example_target")),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)

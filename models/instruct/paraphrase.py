@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import pyarrow as pa
+
 from models.llm import ChatCompleter, Message
 from models.spec.invariants import NUMBER, missing_invariants, normalise, numbers
 
@@ -41,6 +43,10 @@ Source = Literal["llm", "offline"]
 #: (``paraphrase_source`` "original"); the others say which :data:`Source` wrote them, and ``model``
 #: which LLM (``None`` for the original and the offline rules).
 PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "paraphrase_source", "model"]
+PARAPHRASE_SCHEMA = pa.schema([
+    ("scenario", pa.string()), ("subquery_id", pa.string()), ("paraphrase_id", pa.int64()), ("text", pa.string()),
+    ("paraphrase_source", pa.string()), ("model", pa.string()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)

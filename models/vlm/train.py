@@ -87,14 +87,18 @@ from models.vlm.encoding import (
 )
 from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.prompt import exact_answer_match
-from models.vlm.resampling import difficulty, group_probabilities, resampled_epoch_order, uniform_epoch_order
+from models.vlm.resampling import (
+    difficulty,
+    group_probabilities,
+    resampled_epoch_order,
+    uniform_epoch_order,
+)
 from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
                   "example_target")
-DIFFICULTY_COLUMNS = ("epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty", "generated")
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 StepCallback = Callable[[int, nn.Module], None]
