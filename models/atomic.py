@@ -6,7 +6,9 @@ temporary sibling is ``.<name>.<random>.tmp`` in the target's folder (the same f
 rename is atomic; ``pipelines.cli`` recognises the name and reports the real file).
 
 Files get the mode a plain ``open()`` gives (``0666`` less the umask, ``0644`` usually): a second
-user, or a pod running as another user, reads what the first one wrote.
+user, or a pod running as another user, reads what the first one wrote. ``tempfile.mkstemp`` (and
+libraries built on it, safetensors among them) creates ``0600`` files; :func:`default_modes` gives
+what such a library wrote the usual mode.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ def replacing(target: PathT) -> Iterator[PathT]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def default_file_mode() -> int:
+    """``0666`` less the process umask: the mode ``open()`` gives a new file."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        umask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError):  # not Linux: read it by setting it (and back)
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def default_modes(path: str | Path) -> Path:
+    """Give the file ``path``, or every file under the folder ``path``, the mode ``open()`` would."""
+    root = Path(path)
+    mode = default_file_mode()
+    for file in [root] if root.is_file() else (p for p in root.rglob("*") if p.is_file()):
+        file.chmod(mode)
+    return root
 
 
 def write_bytes_atomic(path: str | Path, data: bytes, *, fsync: bool = False) -> Path:

@@ -30,6 +30,8 @@ import torch
 from peft import PeftModel, set_peft_model_state_dict
 from safetensors.torch import load_file
 
+from models.atomic import default_modes
+
 COMPLETE = "COMPLETE"
 _EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
 
@@ -69,6 +71,7 @@ def save_epoch_checkpoint(output_dir: Path, epoch: int, *, model: PeftModel, opt
     for name, table in tables.items():
         table.to_parquet(tmp / f"{name}.parquet", index=False)
     (tmp / COMPLETE).write_text(f"epoch {epoch}\n")
+    default_modes(tmp)  # the adapter's safetensors file is 0600 otherwise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -37,6 +37,7 @@ from transformers import (
 )
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+from models.atomic import default_modes
 from models.envelope import format_target
 from models.vlm.prompt import CASE_HEADER, CASE_OUTPUT, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER, TEST_OUTPUT
 
@@ -291,5 +292,6 @@ def build_tiny_qwen25vl(out_dir: str | Path, seed: int = 0, config: TinyQwenConf
     processor.save_pretrained(out)
     n_parameters = sum(p.numel() for p in model.parameters())
     (out / "README.md").write_text(_model_card(config, seed, n_parameters))
+    default_modes(out)  # safetensors writes 0600: another user or pod must read the built-in model
     logger.info("built tiny Qwen2.5-VL (%d parameters, vocab %d) in %s", n_parameters, len(tokenizer), out)
     return out

@@ -66,6 +66,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from models.atomic import default_modes
 from models.devices import resolve_device
 from models.vlm.checkpoint import (
     capture_rng_state,
@@ -488,6 +489,7 @@ class Trainer:
             tmp = self.output_dir / ".final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             self.model.save_pretrained(tmp, safe_serialization=True)
+            default_modes(tmp)  # safetensors writes 0600: the adapter is read by other users and pods
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
         self.ctx.barrier()
