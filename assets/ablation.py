@@ -39,7 +39,6 @@ class Ablation:
 
     reasoning: str
     table_iii_row: str
-    augmented: bool = False
     resampling: bool = False
 
 

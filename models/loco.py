@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +32,12 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-LOCO_CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
 NORMAL = "normal"
 IMAGE_SUFFIX = ".png"
 
 TRAIN_GOOD = "train/good"
-VALIDATION_GOOD = "validation/good"
 TEST_GOOD = "test/good"
 TEST_LOGICAL = "test/logical_anomalies"
-TEST_STRUCTURAL = "test/structural_anomalies"
 GT_LOGICAL = "ground_truth/logical_anomalies"
 
 DECODE_WORKERS = min(8, os.cpu_count() or 1)
@@ -305,16 +301,3 @@ def _read_logical_image(
         *size,
     )
 
-
-def logical_defect_names(found: LocoScenario) -> list[str]:
-    """The anomaly classes that occur among the scenario's logical test images, sorted."""
-    return sorted({label for im in found.images for label in im.labels if label != NORMAL})
-
-
-def count_labels(images: Iterable[LocoImage]) -> dict[str, int]:
-    """Images per class (a multi-anomaly image counts once for each of its classes)."""
-    counts: dict[str, int] = {}
-    for im in images:
-        for label in im.labels:
-            counts[label] = counts.get(label, 0) + 1
-    return counts

@@ -60,7 +60,6 @@ from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, a
 from models.vlm.encoding import PromptRequest
 
 METHODS = ("finetuned", "icl", "icl_api")
-LOCAL_METHODS = ("finetuned", "icl")
 
 PREDICTION_COLUMNS = [
     "scenario",
