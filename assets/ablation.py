@@ -40,7 +40,6 @@ class Ablation:
 
     reasoning: str
     table_iii_row: str
-    augmented: bool = False
     resampling: bool = False
 
 

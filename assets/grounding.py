@@ -14,6 +14,7 @@ from dagster import (
 from models.grounding import ALL_LABELS, draw_overlay, ground_images, queries_from_spec
 from models.grounding import grounding_quality as measure_quality
 from models.grounding.attributes import check_backend
+from models.grounding.quality import GROUNDING_QUALITY_COLUMNS
 from models.images import read_rgb
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec
@@ -117,7 +118,7 @@ def grounding_quality(context: AssetExecutionContext, grounding: pd.DataFrame, l
     spec = spec_for(context.partition_key)
     path = loco.annotations_path(context.partition_key)
     if path is None:
-        yield Output(pd.DataFrame(columns=["scenario", "label"]), metadata={"note": "no annotations: real data"})
+        yield Output(pd.DataFrame(columns=GROUNDING_QUALITY_COLUMNS), metadata={"note": "no annotations: real data"})
         yield AssetCheckResult(check_name="grounding_recall", passed=True, metadata={"note": "no annotations"})
         return
     truth = pd.read_parquet(path)

@@ -41,7 +41,7 @@ from models.instruct.cot import (
     unparseable_answers,
     write_jsonl,
 )
-from models.instruct.paraphrase import ParaphraseConfig, paraphrase_subquery
+from models.instruct.paraphrase import PARAPHRASE_COLUMNS, ParaphraseConfig, paraphrase_subquery
 from models.objects import objects_from_frame
 from models.spec import ScenarioSpec, inverse, paraphrase_invariants
 from resources.config_mirror import mirror
@@ -53,7 +53,6 @@ from resources.partitions import scenario_partitions, spec_for
 from resources.retries import retry_on_endpoint_outage
 from resources.storage import StorageResource
 
-PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "source", "model"]
 VISIBLE_TARGET = 0.9  # share of cut-paste images whose edit grounding must see again
 AGREEMENT_TARGET = 0.95  # share of CoT answers that must equal the generator's truth
 CODE_VERSIONS = {
@@ -94,8 +93,8 @@ def subquery_paraphrases(context: AssetExecutionContext, config: SubqueryParaphr
             rows += [(spec.scenario, sub.id, i, p.text, p.source, p.model) for i, p in enumerate(found, start=1)]
         usage = client.report() if client is not None else {}
     table = pd.DataFrame(rows, columns=PARAPHRASE_COLUMNS)
-    counts = table[table["source"] != "original"].groupby("subquery_id").size()
-    sources = table["source"].value_counts().to_dict()
+    counts = table[table["paraphrase_source"] != "original"].groupby("subquery_id").size()
+    sources = table["paraphrase_source"].value_counts().to_dict()
     yield Output(
         table,
         data_version=frame_data_version(table),
@@ -273,7 +272,7 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
             "reasoning": cot.reasoning,
             "policy": cot.policy,
             "rows": len(table),
-            "rows_by_source": MetadataValue.json(table["source"].value_counts().to_dict()),
+            "rows_by_image_origin": MetadataValue.json(table["image_origin"].value_counts().to_dict()),
             "rows_by_reasoning_type": MetadataValue.json(table["reasoning_type"].value_counts().to_dict()),
             "flagged_rate": build.flagged_rate,
             "flagged_images": MetadataValue.json([f"{i}: {why}" for i, why in build.flagged_images[:20]]),
@@ -291,7 +290,7 @@ def _example_rows(table: pd.DataFrame, records: list[ImageRecord], n: int) -> st
     for row in picks.itertuples(index=False):
         record = by_id[row.image_id]
         picture = draw_overlay(read_rgb(row.image_path), record.objects, show_scores=False)
-        parts.append(image_markdown(picture, f"{row.sample_id} ({row.source})")
+        parts.append(image_markdown(picture, f"{row.sample_id} ({row.image_origin})")
                      + f"\n\n**Q:** {row.question}\n\n**think:** {row.think or '(none)'}\n\n**answer:** {row.answer}")
     return "\n\n---\n\n".join(parts) or "no rows"
 
@@ -315,10 +314,10 @@ def _cot_checks(spec: ScenarioSpec, table: pd.DataFrame, build: CotBuild, augmen
     truth = _true_answers(spec, table, pd.read_parquet(path), augmented)
     agree = answer_agreement(table, truth)
     rate = float(agree.mean()) if len(agree) else 1.0
-    by_source = agree.groupby(table["source"]).mean().round(4).to_dict()
+    by_origin = agree.groupby(table["image_origin"]).mean().round(4).to_dict()
     checks.append(AssetCheckResult(
         check_name="cot_answer_agreement", passed=rate >= AGREEMENT_TARGET, severity=AssetCheckSeverity.WARN,
-        metadata={"agreement": rate, "by_source": MetadataValue.json(by_source),
+        metadata={"agreement": rate, "by_image_origin": MetadataValue.json(by_origin),
                   "disagreeing": MetadataValue.json(table.loc[~agree, "sample_id"].head(10).tolist())},
     ))
     return checks

@@ -30,12 +30,12 @@ from dagster import (
     asset,
 )
 
-from models.loco import LocoCategory, scan_category
+from models.loco import LocoScenario, scan_loco_scenario
 from models.spec import SkippedSpec
 from models.split import SplitConfig, split_counts, table_one_row
 from models.split import loco_fc_split as compute_split
 from models.storage import data_root
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated, read_manifest
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated, read_manifest
 from resources.config_mirror import mirror
 from resources.loco import LocoDataset, no_generated_data
 from resources.metadata import frame_data_version, markdown_table
@@ -100,7 +100,7 @@ def generated_loco(context: AssetExecutionContext, config: GeneratedLocoConfig,
     anomaly masks and defects_config.json in the exact LOCO layout, with the generator's instance annotations
     beside the tree. Made once and reused while the generator's version and settings stay the same."""
     scenario = context.partition_key
-    if scenario not in CATEGORIES:
+    if scenario not in SCENARIOS:
         raise Failure(no_generated_data(scenario))
     out_dir = storage.layout.generated
     root = ensure_generated(scenario, out_dir, config.to_core())
@@ -161,10 +161,10 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
     classes read from the ground-truth masks."""
     scenario = context.partition_key
     root = loco.root_for(scenario)
-    category = scan_category(root, scenario)
+    loco = scan_loco_scenario(root, scenario)
     split_config = config.to_core()
-    frame = compute_split(category, split_config)
-    for excluded in category.excluded:
+    frame = compute_split(loco, split_config)
+    for excluded in loco.excluded:
         context.log.warning(excluded.reason)
     counts = split_counts(frame)
     yield Output(  # data_version: staleness follows content, not run ids
@@ -175,20 +175,20 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
             "generated_data": loco.is_generated,
             "table_i": MetadataValue.json(table_one_row(frame)),
             "counts_per_split_and_class": MetadataValue.md(markdown_table(counts)),
-            "excluded_images": len(category.excluded),
+            "excluded_images": len(loco.excluded),
         },
     )
-    yield from split_checks(frame, category, split_config)
+    yield from split_checks(frame, loco, split_config)
     yield scenario_specs_check(SCENARIO_CATALOG.skipped)
 
 
-def split_checks(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> list[AssetCheckResult]:
+def split_checks(frame: pd.DataFrame, loco: LocoScenario, config: SplitConfig) -> list[AssetCheckResult]:
     """The four checks of the re-split, computed from the table and the scan it came from."""
     return [
         _leakage_check(frame),
         _both_splits_check(frame),
-        _counts_check(frame, category, config),
-        _excluded_check(category),
+        _counts_check(frame, loco, config),
+        _excluded_check(loco),
     ]
 
 
@@ -216,12 +216,12 @@ def _both_splits_check(frame: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConfig) -> AssetCheckResult:
+def _counts_check(frame: pd.DataFrame, loco: LocoScenario, config: SplitConfig) -> AssetCheckResult:
     row = table_one_row(frame)
     single = frame[frame["n_defect_types"] == 1]
     problems: list[str] = []
     for source, key in (("train/good", "train_normal"), ("test/good", "test_normal")):
-        expected = len(category.by_source(source))
+        expected = len(loco.in_folder(source))
         if row[key] != expected:
             problems.append(f"{key} is {row[key]}, {source} holds {expected}")
     if (frame[frame["n_defect_types"] > 1]["split"] != "test").any():
@@ -237,11 +237,11 @@ def _counts_check(frame: pd.DataFrame, category: LocoCategory, config: SplitConf
     )
 
 
-def _excluded_check(category: LocoCategory) -> AssetCheckResult:
+def _excluded_check(loco: LocoScenario) -> AssetCheckResult:
     listing = [
         {"image": str(e.image_path), "reason": e.reason, "unknown_pixel_values": list(e.unknown_pixel_values),
          "unreadable_file": str(e.unreadable_file) if e.unreadable_file else None}
-        for e in category.excluded
+        for e in loco.excluded
     ]
     return AssetCheckResult(
         check_name="excluded_images",

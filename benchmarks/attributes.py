@@ -13,7 +13,7 @@ on the (equally perturbed) normal training images and prints:
 * for splicing_connectors: how many ``positions_correspond`` chains name both terminals.
 
     OMP_NUM_THREADS=1 python benchmarks/attributes.py                      # all scenarios, scale 0.25
-    OMP_NUM_THREADS=1 python benchmarks/attributes.py --categories screw_bag --perturbations none noise
+    OMP_NUM_THREADS=1 python benchmarks/attributes.py --scenarios screw_bag --perturbations none noise
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from models.grounding.evaluate import PERTURBATIONS, AttributeCheck, check_attri
 from models.instruct.cot import CotConfig, build_cot, original_records
 from models.objects import ImageObject
 from models.spec import ScenarioSpec, load_specs
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
 TARGET = 0.98
 MASKS_UNCHANGED = ("none", "darker", "brighter", "noise")
@@ -72,7 +72,7 @@ def positions_chains(spec: ScenarioSpec, check: AttributeCheck) -> tuple[int, in
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--perturbations", nargs="+", default=list(PERTURBATIONS), choices=list(PERTURBATIONS))
     parser.add_argument("--scale", type=float, default=GeneratorConfig().scale)
     parser.add_argument("--seed", type=int, default=GeneratorConfig().seed)
@@ -88,18 +88,18 @@ def main() -> None:
     out = args.generated_dir or Path(tempfile.gettempdir()) / f"logicls-attributes-{args.scale}-{args.seed}"
     specs = load_specs(None)
     agreement, targets, chains = [], [], []
-    for category in args.categories:
-        ensure_generated(category, out, config)
+    for scenario in args.scenarios:
+        ensure_generated(scenario, out, config)
         for perturbation in args.perturbations:
             start = time.perf_counter()
-            check = check_attribute_stage(out, specs[category], perturbation, seed=args.seed)
+            check = check_attribute_stage(out, specs[scenario], perturbation, seed=args.seed)
             agreement.append(check.agreement)
             if perturbation in MASKS_UNCHANGED:
-                equal, total, _ = compare_targets(specs[category], check)
-                targets.append([category, perturbation, equal, total, round(equal / max(total, 1), 4)])
-            if category == "splicing_connectors":
-                chains.append([perturbation, *positions_chains(specs[category], check)])
-            print(f"{category} {perturbation}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+                equal, total, _ = compare_targets(specs[scenario], check)
+                targets.append([scenario, perturbation, equal, total, round(equal / max(total, 1), 4)])
+            if scenario == "splicing_connectors":
+                chains.append([perturbation, *positions_chains(specs[scenario], check)])
+            print(f"{scenario} {perturbation}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     table = pd.concat(agreement, ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_rows", None):
         print(table.round(4).to_string(index=False))

@@ -42,10 +42,12 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
+from models.devices import resolve_device, resolve_dtype
+from models.envelope import format_target
 from models.vlm.distributed import DistContext
 from models.vlm.encoding import collate_for_loss, request_from_row
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_device, resolve_dtype
-from models.vlm.prompt import exact_answer_match, format_target
+from models.vlm.model import LoadedVLM, VLMConfig
+from models.vlm.prompt import exact_answer_match
 from models.vlm.tiny import TinyQwenConfig, build_processor, build_tiny_qwen25vl, train_tokenizer
 from models.vlm.train import TrainConfig, Trainer
 
@@ -115,7 +117,7 @@ def qwen25_vl_3b_config(tokenizer, num_layers: int | None) -> Qwen2_5_VLConfig:
         vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
 
 
-def random_3b(args: argparse.Namespace, work: Path) -> VisionLanguageModel:
+def random_3b(args: argparse.Namespace, work: Path) -> LoadedVLM:
     """A Qwen2.5-VL-3B-sized model with random weights, built on the target device."""
     tokenizer = train_tokenizer(seed=0)
     processor = build_processor(tokenizer, TinyQwenConfig(min_pixels=56 * 56, max_pixels=1600 * 1200))
@@ -128,16 +130,16 @@ def random_3b(args: argparse.Namespace, work: Path) -> VisionLanguageModel:
     with torch.device(device), default_dtype(resolve_dtype(args.dtype, device)):
         model = Qwen2_5_VLForConditionalGeneration(config)
     vlm_config = VLMConfig(dtype=args.dtype, device=args.device, attn_implementation=args.attn)
-    return VisionLanguageModel(model.eval(), processor, vlm_config, work)
+    return LoadedVLM(model.eval(), processor, vlm_config, work)
 
 
-def load_model(args: argparse.Namespace, work: Path) -> VisionLanguageModel:
+def load_model(args: argparse.Namespace, work: Path) -> LoadedVLM:
     config = VLMConfig(dtype=args.dtype, device=args.device, attn_implementation=args.attn)
     if args.model_dir is not None:
-        return VisionLanguageModel.from_pretrained(args.model_dir, config)
+        return LoadedVLM.from_pretrained(args.model_dir, config)
     if args.model_size == "3b":
         return random_3b(args, work)
-    return VisionLanguageModel.from_pretrained(build_tiny_qwen25vl(work / "tiny"), config)
+    return LoadedVLM.from_pretrained(build_tiny_qwen25vl(work / "tiny"), config)
 
 
 def synthetic_samples(args: argparse.Namespace, work: Path, n: int) -> pd.DataFrame:

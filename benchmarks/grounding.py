@@ -2,7 +2,7 @@
 
 Each backend runs in its own child process so its peak memory is its own: the parent re-invokes
 this script with ``--child`` and collects one JSON line per backend. Images are synthetic scenes of
-coloured shapes at ``--size`` unless ``--image-dir`` points at real ones (e.g. a LOCO category) or
+coloured shapes at ``--size`` unless ``--image-dir`` points at real ones (e.g. a LOCO scenario) or
 ``--scenario`` names a generated one: its default data set (at ``--scale``) is generated once into
 ``--generated-dir`` and its LOCO FC images are grounded with the scenario spec's objects, which is
 what the ``classical`` backend is made for.
@@ -41,8 +41,9 @@ from models.grounding import (
     build_backend,
     queries_from_spec,
 )
+from models.images import read_rgb
 from models.storage import scratch_dir
-from models.synth import CATEGORIES
+from models.synth import SCENARIOS
 
 QUERIES = [
     ObjectQuery("pushpin", ("pushpin",), colour="yellow", normal_count=15),
@@ -63,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=4, help="images to time (after one warm-up image)")
     parser.add_argument("--size", default="400x800", help="HxW of the synthetic images")
     parser.add_argument("--image-dir", type=Path, help="time these *.png/*.jpg files instead")
-    parser.add_argument("--scenario", choices=CATEGORIES, help="time the generated scenario's images instead")
+    parser.add_argument("--scenario", choices=SCENARIOS, help="time the generated scenario's images instead")
     parser.add_argument("--scale", type=float, default=0.25, help="image scale of the generated data set")
     parser.add_argument(
         "--generated-dir",
@@ -93,7 +94,7 @@ def load_images(args: argparse.Namespace) -> list[np.ndarray]:
             raise SystemExit(
                 f"no .png/.jpg images in {args.image_dir}: point --image-dir at a folder of images"
             )
-        return [cv2.cvtColor(cv2.imread(str(paths[i % len(paths)])), cv2.COLOR_BGR2RGB) for i in range(n)]
+        return [read_rgb(paths[i % len(paths)]) for i in range(n)]
     height, width = (int(v) for v in args.size.lower().split("x"))
     return [synthetic_scene(height, width, seed) for seed in range(n)]
 

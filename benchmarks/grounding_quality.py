@@ -7,7 +7,7 @@ precision and recall at IoU 0.5, per-image count accuracy on all and on normal i
 accuracy of the attributes the specs declare (written by the attribute stage after the backend).
 
     OMP_NUM_THREADS=1 python benchmarks/grounding_quality.py                 # classical, scale 0.25
-    OMP_NUM_THREADS=1 python benchmarks/grounding_quality.py --scale 0.5 --categories screw_bag
+    OMP_NUM_THREADS=1 python benchmarks/grounding_quality.py --scale 0.5 --scenarios screw_bag
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from models.grounding import GroundingConfig, available_backends, build_backend
 from models.grounding.evaluate import evaluate_generated
 from models.spec import load_specs
 from models.storage import scratch_dir
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="classical", choices=available_backends())
-    parser.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--scale", type=float, default=GeneratorConfig().scale)
     parser.add_argument("--seed", type=int, default=GeneratorConfig().seed)
     parser.add_argument(
@@ -46,12 +46,12 @@ def main() -> None:
     backend = build_backend(GroundingConfig(backend=args.backend))
     specs = load_specs(None)
     qualities, attributes, speed = [], [], []
-    for category in args.categories:
-        ensure_generated(category, out, config)
-        evaluation = evaluate_generated(backend, out, specs[category])
+    for scenario in args.scenarios:
+        ensure_generated(scenario, out, config)
+        evaluation = evaluate_generated(backend, out, specs[scenario])
         qualities.append(evaluation.quality)
         attributes.append(evaluation.attributes)
-        speed.append([category, evaluation.n_images, round(evaluation.images_per_s, 1)])
+        speed.append([scenario, evaluation.n_images, round(evaluation.images_per_s, 1)])
     with pd.option_context("display.width", 200, "display.max_rows", None):
         print(pd.concat(qualities, ignore_index=True).round(3).to_string(index=False))
         print()

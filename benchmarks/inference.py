@@ -33,9 +33,10 @@ import torch
 from PIL import Image
 
 from benchmarks.finetune import random_3b
+from models.envelope import format_target
 from models.evaluation import ICLExample, Question, local_answerer
 from models.spec import format_answer, get_spec
-from models.vlm import VisionLanguageModel, VLMConfig, build_tiny_qwen25vl, format_target, generate
+from models.vlm import LoadedVLM, VLMConfig, build_tiny_qwen25vl, generate
 from models.vlm.inference import ImageFeatureCache, generate_with_image_cache
 
 logger = logging.getLogger("benchmarks.inference")
@@ -59,13 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_model(args: argparse.Namespace, work: Path) -> VisionLanguageModel:
+def load_model(args: argparse.Namespace, work: Path) -> LoadedVLM:
     config = VLMConfig(dtype=args.dtype, device=args.device, attn_implementation=args.attn)
     if args.model_dir is not None:
-        return VisionLanguageModel.from_pretrained(args.model_dir, config)
+        return LoadedVLM.from_pretrained(args.model_dir, config)
     if args.model_size == "3b":
         return random_3b(args, work)
-    return VisionLanguageModel.from_pretrained(build_tiny_qwen25vl(work / "tiny"), config)
+    return LoadedVLM.from_pretrained(build_tiny_qwen25vl(work / "tiny"), config)
 
 
 def synthetic_questions(args: argparse.Namespace, work: Path) -> list[Question]:
@@ -87,12 +88,12 @@ def synthetic_questions(args: argparse.Namespace, work: Path) -> list[Question]:
     return questions
 
 
-def synchronize(vlm: VisionLanguageModel) -> None:
+def synchronize(vlm: LoadedVLM) -> None:
     if vlm.device.type == "cuda":
         torch.cuda.synchronize(vlm.device)
 
 
-def timed(vlm: VisionLanguageModel, answer, questions: list[Question], repeats: int) -> tuple[float, list[str]]:
+def timed(vlm: LoadedVLM, answer, questions: list[Question], repeats: int) -> tuple[float, list[str]]:
     """Best wall time over ``repeats`` (after one untimed warm-up on the first image's questions)."""
     answer(questions[:2])
     best, texts = float("inf"), []

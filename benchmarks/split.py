@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.loco import scan_category
+from models.loco import scan_loco_scenario
 from models.split import SplitConfig, loco_fc_split
 from models.storage import scratch_dir
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,7 +29,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, help="a LOCO root; default: the generated default data set")
     parser.add_argument("--generated-dir", type=Path, default=scratch_dir("bench-generated"),
                         help="where the generated data set is made once and reused")
-    parser.add_argument("--scenario", action="append", choices=CATEGORIES, help="repeat for several; default: all")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeat for several; default: all")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (best and median are printed)")
     return parser.parse_args()
 
@@ -37,16 +37,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     total_images, total_best, total_median = 0, 0.0, 0.0
-    for scenario in args.scenario or CATEGORIES:
+    for scenario in args.scenario or SCENARIOS:
         root = args.data_root or ensure_generated(scenario, args.generated_dir, GeneratorConfig())
         seconds = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            category = scan_category(root, scenario)
-            frame = loco_fc_split(category, SplitConfig())
+            found = scan_loco_scenario(root, scenario)
+            frame = loco_fc_split(found, SplitConfig())
             seconds.append(time.perf_counter() - start)
-        read = len(category.images) + len(category.excluded)
-        masks = sum(len(im.mask_paths) for im in category.images)
+        read = len(found.images) + len(found.excluded)
+        masks = sum(len(im.mask_paths) for im in found.images)
         best, median = min(seconds), statistics.median(seconds)
         total_images, total_best, total_median = total_images + read, total_best + best, total_median + median
         print(f"{scenario:<20} images {read:4d} (masks {masks:3d}, rows {len(frame):4d})  "

@@ -1,8 +1,8 @@
 """Reading and validating an MVTec LOCO AD tree (the real data set or the generated one).
 
-The reader turns a category folder into one record per image with its anomaly classes, which come
+The reader turns a scenario folder into one record per image with its anomaly classes, which come
 from the ground-truth masks: each distinct non-zero pixel value of an image's mask files is one
-defect type, named through the category's ``defects_config.json``. Types are counted, not files,
+defect type, named through the scenario's ``defects_config.json``. Types are counted, not files,
 so an image with two mask files of one type is a single-anomaly image.
 
 Errors name the offending file and say how to fix it, because users point this at data sets they
@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +32,12 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-LOCO_CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
 NORMAL = "normal"
 IMAGE_SUFFIX = ".png"
 
 TRAIN_GOOD = "train/good"
-VALIDATION_GOOD = "validation/good"
 TEST_GOOD = "test/good"
 TEST_LOGICAL = "test/logical_anomalies"
-TEST_STRUCTURAL = "test/structural_anomalies"
 GT_LOGICAL = "ground_truth/logical_anomalies"
 
 DECODE_WORKERS = min(8, os.cpu_count() or 1)
@@ -50,14 +46,14 @@ DECODE_WORKERS = min(8, os.cpu_count() or 1)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
 LAYOUT_HINT = (
-    "An MVTec LOCO AD root holds <root>/<category>/{train/good, validation/good, test/good, "
+    "An MVTec LOCO AD root holds <root>/<scenario>/{train/good, validation/good, test/good, "
     "test/logical_anomalies, ground_truth/logical_anomalies/NNN/*.png, defects_config.json}. "
     "Point LOGICLS_DATA_ROOT at such a root, or unset it to use the generated data set."
 )
 
 
 class LocoFormatError(ValueError):
-    """The folder is not a valid MVTec LOCO AD category; the message names the file and the fix."""
+    """The folder is not a valid MVTec LOCO AD scenario folder; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +68,11 @@ class DefectType:
 
 @dataclass(frozen=True)
 class LocoImage:
-    """One image of a category with the classes its masks show (``("normal",)`` for good images)."""
+    """One image of a scenario with the classes its masks show (``("normal",)`` for good images)."""
 
     image_id: str
     scenario: str
-    source: str
+    loco_folder: str  # where it lies in the scenario folder, e.g. test/logical_anomalies
     image_path: Path
     mask_paths: tuple[Path, ...]
     labels: tuple[str, ...]
@@ -112,8 +108,8 @@ class UndecodableFile(Exception):
 
 
 @dataclass
-class LocoCategory:
-    """The readable part of one category: good images, logical anomalies, and what was left out."""
+class LocoScenario:
+    """The readable part of one scenario folder: good images, logical anomalies, and what was left out."""
 
     scenario: str
     root: Path
@@ -121,13 +117,13 @@ class LocoCategory:
     images: list[LocoImage] = field(default_factory=list)
     excluded: list[ExcludedImage] = field(default_factory=list)
 
-    def by_source(self, source: str) -> list[LocoImage]:
-        return [im for im in self.images if im.source == source]
+    def in_folder(self, loco_folder: str) -> list[LocoImage]:
+        return [im for im in self.images if im.loco_folder == loco_folder]
 
 
-def make_image_id(scenario: str, source: str, stem: str) -> str:
+def make_image_id(scenario: str, loco_folder: str, stem: str) -> str:
     """The project-wide image id, e.g. ``pushpins/test/logical_anomalies/003``."""
-    return f"{scenario}/{source}/{stem}"
+    return f"{scenario}/{loco_folder}/{stem}"
 
 
 def read_defects_config(path: Path) -> list[DefectType]:
@@ -224,19 +220,19 @@ def read_mask_values(path: Path, expected_size: tuple[int, int], image_path: Pat
     return {int(v) for v in np.unique(array) if v != 0}
 
 
-def scan_category(root: Path, scenario: str) -> LocoCategory:
+def scan_loco_scenario(root: Path, scenario: str) -> LocoScenario:
     """Read ``<root>/<scenario>``: good images of train and test, and every logical anomaly.
 
     Every image and mask is decoded (see the module docstring); validation and structural images
     are not part of LOCO FC and are not read.
     """
-    cat_dir = _require_dir(Path(root) / scenario)
-    defects = read_defects_config(cat_dir / "defects_config.json")
+    folder = _require_dir(Path(root) / scenario)
+    defects = read_defects_config(folder / "defects_config.json")
     by_value = {d.pixel_value: d.name for d in defects}
-    good = [(source, path) for source in (TRAIN_GOOD, TEST_GOOD)
-            for path in _list_images(_require_dir(cat_dir / source))]
-    gt_dir = cat_dir / GT_LOGICAL
-    logical = _list_images(_require_dir(cat_dir / TEST_LOGICAL))
+    good = [(loco_folder, path) for loco_folder in (TRAIN_GOOD, TEST_GOOD)
+            for path in _list_images(_require_dir(folder / loco_folder))]
+    gt_dir = folder / GT_LOGICAL
+    logical = _list_images(_require_dir(folder / TEST_LOGICAL))
     if logical:
         _require_dir(gt_dir)
     with ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="loco-decode") as pool:
@@ -244,22 +240,23 @@ def scan_category(root: Path, scenario: str) -> LocoCategory:
             *pool.map(lambda job: _read_good_image(scenario, *job), good),
             *pool.map(lambda path: _read_logical_image(scenario, path, gt_dir / path.stem, by_value), logical),
         ]
-    category = LocoCategory(scenario=scenario, root=cat_dir, defect_types=defects)
+    found = LocoScenario(scenario=scenario, root=folder, defect_types=defects)
     for record in records:
         if isinstance(record, ExcludedImage):
             logger.warning("%s", record.reason)
-            category.excluded.append(record)
+            found.excluded.append(record)
         else:
-            category.images.append(record)
-    return category
+            found.images.append(record)
+    return found
 
 
-def _read_good_image(scenario: str, source: str, path: Path) -> LocoImage | ExcludedImage:
+def _read_good_image(scenario: str, loco_folder: str, path: Path) -> LocoImage | ExcludedImage:
     try:
         width, height = decoded_size(path)
     except UndecodableFile as exc:
         return _unreadable(path, exc)
-    return LocoImage(make_image_id(scenario, source, path.stem), scenario, source, path, (), (NORMAL,), width, height)
+    return LocoImage(make_image_id(scenario, loco_folder, path.stem), scenario, loco_folder, path, (), (NORMAL,), width,
+                     height)
 
 
 def _unreadable(image_path: Path, exc: UndecodableFile) -> ExcludedImage:
@@ -304,16 +301,3 @@ def _read_logical_image(
         *size,
     )
 
-
-def logical_defect_names(category: LocoCategory) -> list[str]:
-    """The anomaly classes that occur among the category's logical test images, sorted."""
-    return sorted({label for im in category.images for label in im.labels if label != NORMAL})
-
-
-def count_labels(images: Iterable[LocoImage]) -> dict[str, int]:
-    """Images per class (a multi-anomaly image counts once for each of its classes)."""
-    counts: dict[str, int] = {}
-    for im in images:
-        for label in im.labels:
-            counts[label] = counts.get(label, 0) + 1
-    return counts

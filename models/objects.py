@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 OBJECT_COLUMNS = [
     "image_id",
@@ -34,6 +35,11 @@ OBJECT_COLUMNS = [
     "mask_rle",
     "attributes",
 ]
+OBJECT_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("object_id", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
+    ("bbox", pa.list_(pa.int64())), ("area", pa.int64()), ("centroid", pa.list_(pa.float64())),
+    ("mask_rle", pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])), ("attributes", pa.string()),
+])  # fmt: skip
 
 
 @dataclass
@@ -80,20 +86,16 @@ def object_from_mask(
     )
 
 
+# --- the codec: objects to and from table rows and JSON ----------------------------------------
+# Two stored forms, one record: a table holds one row per object (``attributes`` as a JSON text
+# cell, since its keys differ from label to label); a JSON column holds one image's objects as a
+# list of the same records (``attributes`` nested). Both are written and read here only.
+
+
 def objects_to_frame(image_id: str, objects: Sequence[ImageObject]) -> pd.DataFrame:
     """Rows in the shared object schema (:data:`OBJECT_COLUMNS`) for one image."""
     rows = [
-        {
-            "image_id": image_id,
-            "object_id": i,
-            "label": o.label,
-            "score": float(o.score),
-            "bbox": [int(v) for v in o.bbox],
-            "area": int(o.area),
-            "centroid": [float(v) for v in o.centroid],
-            "mask_rle": {"size": [int(v) for v in o.mask_rle["size"]], "counts": o.mask_rle["counts"]},
-            "attributes": json.dumps(o.attributes, sort_keys=True),
-        }
+        {"image_id": image_id, **_record(i, o), "attributes": encode_attributes(o.attributes)}
         for i, o in enumerate(objects)
     ]
     return pd.DataFrame(rows, columns=OBJECT_COLUMNS)
@@ -102,20 +104,57 @@ def objects_to_frame(image_id: str, objects: Sequence[ImageObject]) -> pd.DataFr
 def objects_from_frame(df: pd.DataFrame) -> dict[str, list[ImageObject]]:
     """Group rows of the shared object schema back into objects per ``image_id``."""
     grouped: dict[str, list[ImageObject]] = {}
-    for row in df.sort_values(["image_id", "object_id"]).itertuples(index=False):
-        attrs = getattr(row, "attributes", None)
-        grouped.setdefault(row.image_id, []).append(
-            ImageObject(
-                label=row.label,
-                bbox=[int(v) for v in row.bbox],
-                area=int(row.area),
-                centroid=[float(v) for v in row.centroid],
-                mask_rle={"size": [int(v) for v in row.mask_rle["size"]], "counts": row.mask_rle["counts"]},
-                score=float(row.score),
-                attributes=json.loads(attrs) if isinstance(attrs, str) and attrs else {},
-            )
-        )
+    for row in df.sort_values(["image_id", "object_id"]).to_dict("records"):
+        row["attributes"] = decode_attributes(row.get("attributes"))
+        grouped.setdefault(row["image_id"], []).append(_from_record(row))
     return grouped
+
+
+def objects_to_json(objects: Sequence[ImageObject]) -> str:
+    """One image's objects as a JSON list of records (``object_id`` is the list position)."""
+    return json.dumps([_record(i, o) for i, o in enumerate(objects)])
+
+
+def objects_from_json(text: str) -> list[ImageObject]:
+    """Inverse of :func:`objects_to_json`."""
+    return [_from_record(record) for record in json.loads(text)]
+
+
+def encode_attributes(attributes: dict[str, Any]) -> str:
+    """The ``attributes`` cell of an object row: JSON with sorted keys."""
+    return json.dumps(attributes, sort_keys=True)
+
+
+def decode_attributes(cell: object) -> dict[str, Any]:
+    """An ``attributes`` cell read back (an empty or missing cell is no attributes)."""
+    return json.loads(cell) if isinstance(cell, str) and cell else {}
+
+
+def _record(object_id: int, obj: ImageObject) -> dict[str, Any]:
+    """The stored form of one object, plain Python types only (``attributes`` still a dict)."""
+    return {
+        "object_id": object_id,
+        "label": obj.label,
+        "score": float(obj.score),
+        "bbox": [int(v) for v in obj.bbox],
+        "area": int(obj.area),
+        "centroid": [float(v) for v in obj.centroid],
+        "mask_rle": {"size": [int(v) for v in obj.mask_rle["size"]], "counts": obj.mask_rle["counts"]},
+        "attributes": obj.attributes,
+    }
+
+
+def _from_record(record: dict[str, Any]) -> ImageObject:
+    rle = record["mask_rle"]
+    return ImageObject(
+        label=record["label"],
+        bbox=[int(v) for v in record["bbox"]],
+        area=int(record["area"]),
+        centroid=[float(v) for v in record["centroid"]],
+        mask_rle={"size": [int(v) for v in rle["size"]], "counts": rle["counts"]},
+        score=float(record["score"]),
+        attributes=record["attributes"],
+    )
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from models.loco import TEST_GOOD, TRAIN_GOOD, LocoCategory, LocoImage
+from models.loco import TEST_GOOD, TRAIN_GOOD, LocoImage, LocoScenario
 
 SPLIT_VERSION = 1
 """Bump when the split, or the LOCO reader it reads through (`models.loco`), changes the table for the same
@@ -26,12 +27,17 @@ SPLIT_COLUMNS = [
     "split",
     "labels",
     "n_defect_types",
-    "source",
+    "loco_folder",
     "image_path",
     "mask_paths",
     "width",
     "height",
 ]
+SPLIT_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("scenario", pa.string()), ("split", pa.string()), ("labels", pa.list_(pa.string())),
+    ("n_defect_types", pa.int64()), ("loco_folder", pa.string()), ("image_path", pa.string()),
+    ("mask_paths", pa.list_(pa.string())), ("width", pa.int64()), ("height", pa.int64()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,15 +77,15 @@ def split_single_anomalies(
     return train, test
 
 
-def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
+def loco_fc_split(found: LocoScenario, config: SplitConfig) -> pd.DataFrame:
     """One row per image of LOCO FC with its split and classes (columns: :data:`SPLIT_COLUMNS`)."""
-    anomalous = [im for im in category.images if im.n_defect_types > 0]
+    anomalous = [im for im in found.images if im.n_defect_types > 0]
     single = [im for im in anomalous if im.n_defect_types == 1]
     multi = [im for im in anomalous if im.n_defect_types > 1]
-    single_train, single_test = split_single_anomalies(single, config, category.scenario)
+    single_train, single_test = split_single_anomalies(single, config, found.scenario)
     assignment = (
-        [(im, "train") for im in category.by_source(TRAIN_GOOD) + single_train]
-        + [(im, "test") for im in category.by_source(TEST_GOOD) + single_test + multi]
+        [(im, "train") for im in found.in_folder(TRAIN_GOOD) + single_train]
+        + [(im, "test") for im in found.in_folder(TEST_GOOD) + single_test + multi]
     )
     rows = [
         {
@@ -88,7 +94,7 @@ def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
             "split": split,
             "labels": list(im.labels),
             "n_defect_types": im.n_defect_types,
-            "source": im.source,
+            "loco_folder": im.loco_folder,
             "image_path": str(im.image_path),
             "mask_paths": [str(p) for p in im.mask_paths],
             "width": im.width,
@@ -103,7 +109,7 @@ def loco_fc_split(category: LocoCategory, config: SplitConfig) -> pd.DataFrame:
 def normal_training_ids(frame: pd.DataFrame) -> list[str]:
     """The normal training images (``train/good``) of a split or image table: what the attribute stage
     is calibrated on, since their answers are the normal ones."""
-    return frame.loc[frame["source"] == TRAIN_GOOD, "image_id"].tolist()
+    return frame.loc[frame["loco_folder"] == TRAIN_GOOD, "image_id"].tolist()
 
 
 def split_counts(frame: pd.DataFrame) -> pd.DataFrame:

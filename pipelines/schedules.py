@@ -66,20 +66,18 @@ class InputChange:
 def _latest(
     instance: DagsterInstance, node: AssetNode, partition: str | None = None, storage_id: int | None = None
 ) -> EventLogRecord | None:
-    """The latest materialization (observation, for observable sources) of ``node``, optionally
-    restricted to one partition or one stored event."""
+    """The latest materialization of ``node``, optionally restricted to one partition or one stored event."""
     records_filter = AssetRecordsFilter(
         asset_key=node.key,
         asset_partitions=[partition] if partition is not None else None,
         storage_ids=[storage_id] if storage_id is not None else None,
     )
-    fetch = instance.fetch_materializations if node.is_materializable else instance.fetch_observations
-    records = fetch(records_filter, limit=1).records
+    records = instance.fetch_materializations(records_filter, limit=1).records
     return records[0] if records else None
 
 
 def _tags(record: EventLogRecord) -> dict[str, str]:
-    event = record.asset_materialization or record.asset_observation
+    event = record.asset_materialization
     return dict(event.tags or {}) if event else {}
 
 

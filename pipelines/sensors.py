@@ -82,7 +82,7 @@ def _watched_folders(category_dir: Path) -> Iterable[Path]:
 
 
 def scan_scenario(category_dir: Path) -> FileSetState | None:
-    """The watched file set of one LOCO category folder, or ``None`` where the folder does not exist."""
+    """The watched file set of one LOCO scenario folder, or ``None`` where the folder does not exist."""
     if not category_dir.is_dir():
         return None
     lines: list[str] = []

@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.loco import LAYOUT_HINT, LocoFormatError
-from models.synth import CATEGORIES, annotations_path, loco_root
+from models.synth import SCENARIOS, annotations_path, loco_root
 from resources.storage import StorageResource
 
 
@@ -50,7 +50,7 @@ class LocoDataset(ConfigurableResource):
             return root
         if self.data_root:
             raise LocoFormatError(f"LOGICLS_DATA_ROOT={root} has no folder {scenario}/. {LAYOUT_HINT}")
-        if scenario not in CATEGORIES:
+        if scenario not in SCENARIOS:
             raise LocoFormatError(no_generated_data(scenario))
         raise LocoFormatError(f"no generated data for {scenario} under {root}: materialize generated_loco for "
                               f"{scenario} first (or set LOGICLS_DATA_ROOT to a LOCO root)")
@@ -65,5 +65,5 @@ class LocoDataset(ConfigurableResource):
 
 def no_generated_data(scenario: str) -> str:
     """Why a scenario the generator does not draw has no generated data, and the fix."""
-    return (f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(CATEGORIES)}): "
+    return (f"Scenario {scenario!r} has no generated data (the generator draws {', '.join(SCENARIOS)}): "
             f"set LOGICLS_DATA_ROOT to a LOCO-format root that holds {scenario}/.")

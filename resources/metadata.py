@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 from dagster import DataVersion
 
+from models.images import image_data_uri
+from models.tables import markdown_table
+
+__all__ = ["frame_data_version", "image_markdown", "markdown_table"]
+
 
 def frame_data_version(df: pd.DataFrame) -> DataVersion:
     """A content hash of a table, so downstream staleness follows the data, not the run."""
@@ -15,25 +20,6 @@ def frame_data_version(df: pd.DataFrame) -> DataVersion:
     return DataVersion(hashlib.sha256(payload.encode()).hexdigest()[:16])
 
 
-def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
-    """A Markdown table of a small frame (counts, metrics) for `MetadataValue.md`."""
-    frame = df.reset_index() if index else df
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
-
-
 def image_markdown(image_rgb: np.ndarray, caption: str, max_width: int = 480) -> str:
     """An inline PNG (data URI) for `MetadataValue.md`, shrunk so metadata stays small."""
-    import base64
-
-    import cv2
-
-    h, w = image_rgb.shape[:2]
-    if w > max_width:
-        image_rgb = cv2.resize(image_rgb, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("could not encode the picture as PNG")
-    return f"**{caption}**\n\n![{caption}](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})"
+    return f"**{caption}**\n\n![{caption}]({image_data_uri(image_rgb, max_width, 'png')})"

@@ -3,15 +3,14 @@
 Paths follow ``<storage>/<asset>/<partition>.parquet`` (``<storage>/<asset>.parquet`` when
 unpartitioned; `models.storage.StorageLayout.table`), so users can open any intermediate table with
 pandas or DuckDB without Dagster.
-Every write goes to a temporary file that is renamed into place, so a crash never leaves a
-half-written table behind.
+Every write goes to a temporary file that is renamed into place
+(:func:`models.atomic.write_parquet_atomic`), so a crash never leaves a half-written table behind,
+and with the table's declared Arrow schema (:data:`models.schemas.TABLE_SCHEMAS`), so every
+partition of a table has the same column types and they read together as one data set.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the field types to find the nested `storage`
 # resource, and string annotations hide it (a root set in the launchpad would not reach this resource).
-
-import os
-import uuid
 
 import pandas as pd
 from dagster import (
@@ -26,6 +25,9 @@ from dagster import (
 )
 from upath import UPath
 
+from models.atomic import write_parquet_atomic
+from models.schemas import TABLE_SCHEMAS
+from models.tables import markdown_table
 from resources.storage import StorageResource
 
 PREVIEW_ROWS = 8
@@ -39,15 +41,7 @@ def table_schema(df: pd.DataFrame) -> TableSchema:
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     """A short Markdown table of the first rows, with long cells cut so the UI stays readable."""
-
-    def cell(value: object) -> str:
-        text = str(value).replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
-
-    head = df.head(rows)
-    lines = ["| " + " | ".join(str(c) for c in head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown_table(df.head(rows), index=False, max_cell_chars=PREVIEW_CELL_CHARS)
 
 
 def table_metadata(df: pd.DataFrame) -> dict[str, object]:
@@ -57,20 +51,6 @@ def table_metadata(df: pd.DataFrame) -> dict[str, object]:
         "dagster/column_schema": table_schema(df),
         "preview": MetadataValue.md(markdown_preview(df)),
     }
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: os.PathLike[str] | str) -> None:
-    """Write ``df`` to ``path`` through a temporary sibling and a rename."""
-    target = UPath(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            df.to_parquet(fh, index=False)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class ParquetUPathIOManager(UPathIOManager):
@@ -84,7 +64,7 @@ class ParquetUPathIOManager(UPathIOManager):
                 f"Asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                 "the Parquet IO manager stores pandas DataFrames only."
             )
-        write_parquet_atomic(obj, path)
+        write_parquet_atomic(obj, path, schema=TABLE_SCHEMAS.get(context.asset_key.path[-1]))
         context.add_output_metadata(table_metadata(obj))
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:

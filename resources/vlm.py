@@ -16,8 +16,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from models.vlm import VisionLanguageModel as LoadedVLM
-from models.vlm import VLMConfig, ensure_tiny_qwen25vl
+from models.vlm import LoadedVLM, VLMConfig, ensure_tiny_qwen25vl
 from resources.config_mirror import mirror
 from resources.storage import StorageResource
 

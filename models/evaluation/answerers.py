@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from models.evaluation.predict import Answerer, Question
 from models.llm import ChatCompleter, Message, image_part, text_part
 from models.spec import UnparseablePolicy
-from models.vlm import ImageFeatureCache, VisionLanguageModel, build_messages, generate_with_image_cache
+from models.vlm import ImageFeatureCache, LoadedVLM, build_messages, generate_with_image_cache
 from models.vlm.inference import generation_room
 
 API_CACHE_TAG = "lac-icl-fig3-v1"
@@ -65,7 +65,7 @@ class PredictionConfig:
         return self.max_new_tokens or default_max_new_tokens(targets, tiny=tiny)
 
 
-def local_answerer(vlm: VisionLanguageModel, *, batch_size: int, max_new_tokens: int,
+def local_answerer(vlm: LoadedVLM, *, batch_size: int, max_new_tokens: int,
                    progress: bool = False) -> Answerer:
     """Greedy, batched generation where each distinct image goes through the vision tower once.
 

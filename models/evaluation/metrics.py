@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from models.spec import NORMAL
 from models.spec.metrics import scenario_scores, table_ii_row
@@ -27,6 +28,19 @@ METRICS_VERSION = 1
 """Bump when a metric or table changes for the same predictions (the code version of lac_metrics and its two
 siblings)."""
 ROW_KEYS = ["model", "method", "configuration"]
+#: ``lac_metrics`` (Table II): the row keys, ``<scenario>/binary_f1`` and ``<scenario>/macro_f1`` for each
+#: scenario present and ``average/…`` (%, float), then these two counts.
+TABLE_II_COUNTS = ["scenarios", "images"]
+TABLE_II_SCHEMA = pa.schema([*((k, pa.string()) for k in ROW_KEYS), ("scenarios", pa.int64()), ("images", pa.int64())])
+CLASS_METRIC_COLUMNS = [*ROW_KEYS, "scenario", "label", "precision", "recall", "f1", "support", "predicted", "tp",
+                        "fp", "fn", "in_macro"]
+CLASS_METRIC_SCHEMA = pa.schema([
+    *((k, pa.string()) for k in [*ROW_KEYS, "scenario", "label"]),
+    *((k, pa.float64()) for k in ("precision", "recall", "f1")),
+    *((k, pa.int64()) for k in ("support", "predicted", "tp", "fp", "fn")), ("in_macro", pa.bool_()),
+])  # fmt: skip
+CONFUSION_COLUMNS = [*ROW_KEYS, "scenario", "true_labels", "predicted_labels", "outcome", "images"]
+CONFUSION_SCHEMA = pa.schema([*((k, pa.string()) for k in CONFUSION_COLUMNS[:-1]), ("images", pa.int64())])
 DEFAULT_CONFIGURATION = "default"
 OUTCOMES = ("normal_ok", "false_alarm", "missed", "exact", "partial", "wrong_class")
 """Per image: normal→normal, normal→anomaly, anomaly→normal, anomaly→the true set, an overlapping
@@ -76,11 +90,11 @@ def compute_metrics(predictions: pd.DataFrame, classes: Mapping[str, Sequence[st
             confusion += _confusion_rows(ident, scenario, part)
         rows.append({**ident, **table_ii_row(scores), "scenarios": len(scores), "images": len(group)})
     table_columns = [*ROW_KEYS, *(f"{s}/{m}" for s in [*order, "average"] for m in ("binary_f1", "macro_f1")),
-                     "scenarios", "images"]
+                     *TABLE_II_COUNTS]
     return MetricsTables(
         table_ii=pd.DataFrame(rows).reindex(columns=table_columns),
-        per_class=pd.DataFrame(per_class),
-        confusion=pd.DataFrame(confusion),
+        per_class=pd.DataFrame(per_class, columns=CLASS_METRIC_COLUMNS),
+        confusion=pd.DataFrame(confusion, columns=CONFUSION_COLUMNS),
     )
 
 

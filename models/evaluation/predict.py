@@ -15,7 +15,7 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 
 =======================  ==================================================================
 ``scenario``             the scenario (partition)
-``image_id``             ``<scenario>/<source>/<stem>``
+``image_id``             ``<scenario>/<loco_folder>/<stem>``
 ``image_path``           the test image
 ``model``                who answered: the checkpoint directory's name, or the endpoint's model
 ``method``               ``finetuned`` (base + LoRA adapter), ``icl`` (base model, in context),
@@ -26,7 +26,8 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 ``example_image_path``   its file
 ``raw_output``           the model's reply, verbatim
 ``think``                the first ``<think>`` block's content (``None`` without one)
-``answer_text``          the first ``<answer>`` block's content (``None`` without one)
+``answer_text``          the first ``<answer>`` block's content outside the reasoning (``None``
+                         without one; :func:`models.envelope.split_envelope`)
 ``answer_value``         the parsed typed value as JSON (``None`` when unparseable)
 ``parseable``            whether the parser could read the reply
 ``parse_reason``         why not (``None`` when parseable)
@@ -48,21 +49,20 @@ recomputed with scikit-learn.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
+from models.envelope import format_target, split_envelope
 from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, format_answer, parse_answer
 from models.vlm.encoding import PromptRequest
-from models.vlm.prompt import extract_answer, format_target
 
 PREDICTION_VERSION = 1
 """Bump when predictions change for the same model and questions: prompting, parsing, the aggregation into
 label sets (the lac_predictions and lac_ablation assets' code version)."""
 METHODS = ("finetuned", "icl", "icl_api")
-LOCAL_METHODS = ("finetuned", "icl")
 
 PREDICTION_COLUMNS = [
     "scenario",
@@ -86,9 +86,15 @@ PREDICTION_COLUMNS = [
     "evidence_lines",
     "unparseable_policy",
 ]
-
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S | re.I)
-
+_TEXT, _LABELS = pa.string(), pa.list_(pa.string())
+PREDICTION_SCHEMA = pa.schema([
+    *((name, _TEXT) for name in PREDICTION_COLUMNS[:13]),  # scenario … answer_value
+    ("parseable", pa.bool_()), ("parse_reason", _TEXT), ("true_labels", _LABELS), ("predicted_labels", _LABELS),
+    ("evidence", _TEXT), ("evidence_lines", _LABELS), ("unparseable_policy", _TEXT),
+])  # fmt: skip
+#: ``lac_ablation``: the prediction columns of every Table III configuration, labelled.
+ABLATION_COLUMNS = [*PREDICTION_COLUMNS, "configuration"]
+ABLATION_SCHEMA = PREDICTION_SCHEMA.append(pa.field("configuration", _TEXT))
 
 @dataclass(frozen=True)
 class ICLExample:
@@ -126,7 +132,7 @@ def select_examples(cot: pd.DataFrame, spec: ScenarioSpec,
                     train_image_ids: Iterable[str] | None = None) -> dict[str, ICLExample]:
     """The in-context example of every subquery, chosen from ``cot_dataset`` deterministically.
 
-    Candidates are rows of normal training images (``labels == ["normal"]``, ``source ==
+    Candidates are rows of normal training images (``labels == ["normal"]``, ``image_origin ==
     "original"``, not ``flagged`` where that column exists, and in ``train_image_ids`` when given).
     One image serves every subquery when possible (its features are then computed once, and the
     report shows one example): the first ``image_id`` in sort order that has a row for every
@@ -138,7 +144,7 @@ def select_examples(cot: pd.DataFrame, spec: ScenarioSpec,
     missing = sorted(set(spec.subquery_ids) - set(rows["subquery_id"]))
     if missing:
         raise ValueError(
-            f"{spec.scenario}: cot_dataset has no row of a normal training image (source original) for "
+            f"{spec.scenario}: cot_dataset has no row of a normal training image (image_origin original) for "
             f"subqueries {missing}; the Fig. 3 example needs one"
         )
     complete = rows.groupby("image_id")["subquery_id"].nunique()
@@ -172,7 +178,7 @@ def normal_answer_examples(spec: ScenarioSpec, image_id: str, image_path: str) -
 
 def _example_candidates(cot: pd.DataFrame, spec: ScenarioSpec,
                         train_image_ids: Iterable[str] | None) -> pd.DataFrame:
-    rows = cot[(cot["scenario"] == spec.scenario) & (cot["source"] == "original")]
+    rows = cot[(cot["scenario"] == spec.scenario) & (cot["image_origin"] == "original")]
     rows = rows[[is_normal(labels) for labels in rows["labels"]]]
     if "flagged" in rows.columns:
         rows = rows[~rows["flagged"].fillna(False).astype(bool)]
@@ -214,7 +220,7 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
     verdicts = {image_id: aggregate(spec, answers, policy) for image_id, answers in per_image.items()}
     rows = []
     for question, text, answer in zip(questions, outputs, parsed, strict=True):
-        verdict = verdicts[question.image_id]
+        verdict, envelope = verdicts[question.image_id], split_envelope(text)
         rows.append({
             "scenario": spec.scenario,
             "image_id": question.image_id,
@@ -226,8 +232,8 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "example_image_id": question.example.image_id,
             "example_image_path": question.example.image_path,
             "raw_output": text,
-            "think": extract_think(text),
-            "answer_text": extract_answer(text),
+            "think": envelope.think,
+            "answer_text": envelope.answer,
             "answer_value": json.dumps(answer.value) if answer.ok else None,
             "parseable": answer.ok,
             "parse_reason": answer.reason,
@@ -238,12 +244,6 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "unparseable_policy": policy.value,
         })
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-
-
-def extract_think(text: str) -> str | None:
-    """Content of the first ``<think>`` block (to the end of the text if it is unclosed), else None."""
-    match = _THINK.search(text)
-    return match.group(1) if match else None
 
 
 def image_rows(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -13,13 +13,11 @@ the objects contradict the labels it falls back to the labels' canonical answers
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from models.atomic import write_text_atomic
 from models.evaluation.predict import METHODS, image_rows
 from models.grounding import draw_overlay
-from models.images import read_rgb
+from models.images import image_data_uri, read_rgb
 from models.objects import ImageObject, objects_from_frame
 from models.spec import ScenarioSpec, format_answer, inverse
 from models.spec.metrics import scenario_scores
@@ -106,7 +104,8 @@ def _summary(spec: ScenarioSpec, frame: pd.DataFrame, model: str, method: str) -
 
 def _examples(frame: pd.DataFrame, max_width: int) -> list[dict[str, str]]:
     pairs = frame[["example_image_id", "example_image_path"]].drop_duplicates().sort_values("example_image_id")
-    return [{"image_id": i, "uri": image_uri(read_rgb(p), max_width)} for i, p in pairs.itertuples(index=False)]
+    return [{"image_id": i, "uri": image_data_uri(read_rgb(p), max_width, "jpeg")}
+            for i, p in pairs.itertuples(index=False)]
 
 
 def _image_section(spec: ScenarioSpec, rows: pd.DataFrame, runs: list[tuple[str, str]],
@@ -133,7 +132,7 @@ def _image_section(spec: ScenarioSpec, rows: pd.DataFrame, runs: list[tuple[str,
         subqueries.append({"subquery_id": sub.id, "question": sub.text, "answers": answers,
                            "reference": "—" if ref is None else format_answer(sub, ref)})
     return {"image_id": first["image_id"], "anchor": first["image_id"].replace("/", "__"),
-            "uri": image_uri(picture, max_width), "n_objects": len(objects), "true_labels": true_labels,
+            "uri": image_data_uri(picture, max_width, "jpeg"), "n_objects": len(objects), "true_labels": true_labels,
             "verdicts": verdicts, "subqueries": subqueries}
 
 
@@ -160,13 +159,3 @@ def _text(value: Any) -> str | None:
     """A text cell, ``None`` for a missing one (pandas stores missing strings as NaN)."""
     return None if pd.isna(value) else str(value)
 
-
-def image_uri(image_rgb: np.ndarray, max_width: int, quality: int = 85) -> str:
-    """A JPEG ``data:`` URI no wider than ``max_width`` (JPEG: a 200-image page stays a few MB)."""
-    h, w = image_rgb.shape[:2]
-    if w > max_width:
-        image_rgb = cv2.resize(image_rgb, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("could not encode the picture as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")

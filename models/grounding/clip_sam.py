@@ -23,8 +23,9 @@ import torch
 from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.utils.amg import MaskData, rle_to_mask
 
+from models.devices import resolve_device, resolve_dtype
 from models.grounding.base import GroundingBackend, GroundingConfig, ObjectQuery, check_image, check_queries
-from models.grounding.weights import file_identity, load_clip, load_sam, resolve_device, resolve_dtype
+from models.grounding.weights import file_identity, load_clip, load_sam
 from models.objects import ImageObject, object_from_mask
 
 logger = logging.getLogger(__name__)

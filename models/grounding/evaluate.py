@@ -27,7 +27,7 @@ from models.spec import ScenarioSpec
 from models.split import normal_training_ids
 from models.synth.generate import annotations_path, image_annotations_path, loco_root
 
-LOCO_FC_SOURCES = ("train/good", "test/good", "test/logical_anomalies")
+LOCO_FC_FOLDERS = ("train/good", "test/good", "test/logical_anomalies")
 
 
 @dataclass
@@ -58,13 +58,13 @@ class GeneratedEvaluation:
 
 
 def loco_fc_images(generated_dir: str | Path, scenario: str) -> pd.DataFrame:
-    """The generated images LOCO FC uses: ``image_id``, absolute ``image_path``, ``source``, ``labels``
+    """The generated images LOCO FC uses: ``image_id``, absolute ``image_path``, ``loco_folder``, ``labels``
     and ``n_defect_types``."""
     images = pd.read_parquet(image_annotations_path(generated_dir, scenario))
-    images = images[images["source"].isin(LOCO_FC_SOURCES)].sort_values("image_id")
+    images = images[images["loco_folder"].isin(LOCO_FC_FOLDERS)].sort_values("image_id")
     root = loco_root(generated_dir)
     paths = [str(root / p) for p in images["image_path"]]
-    return images.assign(image_path=paths)[["image_id", "image_path", "source", "labels", "n_defect_types"]]
+    return images.assign(image_path=paths)[["image_id", "image_path", "loco_folder", "labels", "n_defect_types"]]
 
 
 def evaluate_generated(

@@ -8,13 +8,13 @@ each image and label also records whether the number of predicted objects equals
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from models.objects import box_iou
+from models.objects import box_iou, decode_attributes
 
 QUALITY_VERSION = 1
 """Bump when a quality measure changes for the same inputs (the grounding_quality asset's code version)."""
@@ -30,11 +30,19 @@ QUALITY_COLUMNS = [
     "recall",
     "count_accuracy",
 ]
+#: The ``grounding_quality`` table: :func:`measure_quality` on all images, with the count accuracy on
+#: normal images beside it.
+GROUNDING_QUALITY_COLUMNS = [*QUALITY_COLUMNS, "count_accuracy_normal"]
+GROUNDING_QUALITY_SCHEMA = pa.schema([
+    ("scenario", pa.string()), ("label", pa.string()), ("n_images", pa.int64()), ("tp", pa.int64()),
+    ("fp", pa.int64()), ("fn", pa.int64()), ("precision", pa.float64()), ("recall", pa.float64()),
+    ("count_accuracy", pa.float64()), ("count_accuracy_normal", pa.float64()),
+])  # fmt: skip
 ALL_LABELS = "(all)"
 
 
 def scenario_of(image_id: str) -> str:
-    """The scenario part of an ``image_id`` (``<scenario>/<source>/<stem>``)."""
+    """The scenario part of an ``image_id`` (``<scenario>/<loco_folder>/<stem>``)."""
     return image_id.split("/", 1)[0]
 
 
@@ -197,6 +205,5 @@ def _attribute_rows(
         df = df.sort_values("score", ascending=False, kind="stable")
     grouped: dict[tuple[str, str], list[tuple[list[float], dict]]] = {}
     for image_id, label, bbox, attrs in zip(df["image_id"], df["label"], df["bbox"], df["attributes"], strict=True):
-        parsed = json.loads(attrs) if isinstance(attrs, str) and attrs else {}
-        grouped.setdefault((image_id, label), []).append(([float(v) for v in bbox], parsed))
+        grouped.setdefault((image_id, label), []).append(([float(v) for v in bbox], decode_attributes(attrs)))
     return grouped

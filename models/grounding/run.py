@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from models.atomic import write_text_atomic
 from models.grounding.attributes import AttributeStage, Calibration, Measured
 from models.grounding.base import GroundingBackend, ObjectQuery, check_queries
 from models.images import read_rgb
-from models.objects import OBJECT_COLUMNS, ImageObject, objects_to_frame
+from models.objects import OBJECT_COLUMNS, OBJECT_SCHEMA, ImageObject, objects_to_frame
 from models.spec import ScenarioSpec
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 GROUNDING_COLUMNS = [*OBJECT_COLUMNS, "backend", "width", "height"]
 # The key of the attribute calibration in the grounding table's ``attrs`` (pandas keeps them in Parquet).
 CALIBRATION_KEY = "logicls.attribute_calibration"
+GROUNDING_SCHEMA = pa.schema([*OBJECT_SCHEMA, pa.field("backend", pa.string()), pa.field("width", pa.int64()),
+                              pa.field("height", pa.int64())])
 IMAGE_COLUMNS = ["image_id", "image_path", "status", "width", "height", "n_objects", "seconds", "error"]
 _INT_COLUMNS = ("object_id", "area", "width", "height")
 

@@ -15,6 +15,7 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
+from models.atomic import default_modes
 from models.grounding.base import GroundingConfig
 from models.grounding.weights import SAM_BUILDERS, TINY_CLIP_MODEL, TINY_SAM_TYPE, register_clip_configs
 
@@ -37,6 +38,7 @@ def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
     state = open_clip.create_model(TINY_CLIP_MODEL).state_dict()
     if path.suffix == ".safetensors":
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        default_modes(path)  # safetensors writes 0600
     else:
         torch.save(state, path)
     return path

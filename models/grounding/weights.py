@@ -88,27 +88,6 @@ SAM_BUILDERS: dict[str, Callable[[], Sam]] = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"grounding device {name!r} was asked for but CUDA is not available: use 'auto' or 'cpu'"
-        )
-    return device
-
-
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Autocast dtype: ``auto`` is bf16 on a GPU that supports it, fp16 on older GPUs, fp32 on CPU."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def _sam_hint(model_type: str) -> str:
     """Where a missing SAM checkpoint comes from."""
     if model_type == TINY_SAM_TYPE:

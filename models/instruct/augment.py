@@ -45,11 +45,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.atomic import write_bytes_atomic
 from models.images import read_rgb
 from models.instruct import cutpaste
-from models.objects import ImageObject, object_from_mask
+from models.objects import ImageObject, object_from_mask, objects_from_json, objects_to_json
 from models.spec import ScenarioSpec, aggregate, inverse, measure
 from models.spec.inverse import measure_all
 
@@ -67,6 +68,12 @@ AUGMENT_COLUMNS = [
     "aug_id", "parent_image_id", "scenario", "kind", "image_path", "width", "height", "labels",
     "parent_labels", "label_changed", "objects", "answers", "changed_answers", "edited_label", "edit",
 ]  # fmt: skip
+AUGMENT_SCHEMA = pa.schema([
+    ("aug_id", pa.string()), ("parent_image_id", pa.string()), ("scenario", pa.string()), ("kind", pa.string()),
+    ("image_path", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("labels", pa.list_(pa.string())),
+    ("parent_labels", pa.list_(pa.string())), ("label_changed", pa.bool_()), ("objects", pa.string()),
+    ("answers", pa.string()), ("changed_answers", pa.string()), ("edited_label", pa.string()), ("edit", pa.string()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -460,29 +467,6 @@ def _row(scenario: str, aug: Augmentation, path: Path) -> dict[str, Any]:
         "edited_label": aug.edited_label,
         "edit": json.dumps(aug.edit, sort_keys=True),
     }
-
-
-# --- the objects column ------------------------------------------------------------------------
-
-
-def objects_to_json(objects: Sequence[ImageObject]) -> str:
-    """Objects in the shared object schema as a JSON list (``object_id`` is the list position)."""
-    return json.dumps([
-        {"object_id": i, "label": o.label, "score": float(o.score), "bbox": [int(v) for v in o.bbox],
-         "area": int(o.area), "centroid": [float(v) for v in o.centroid],
-         "mask_rle": {"size": [int(v) for v in o.mask_rle["size"]], "counts": o.mask_rle["counts"]},
-         "attributes": o.attributes}
-        for i, o in enumerate(objects)
-    ])  # fmt: skip
-
-
-def objects_from_json(text: str) -> list[ImageObject]:
-    """Inverse of :func:`objects_to_json`."""
-    return [
-        ImageObject(label=d["label"], bbox=d["bbox"], area=d["area"], centroid=d["centroid"],
-                    mask_rle=d["mask_rle"], score=d["score"], attributes=d["attributes"])
-        for d in json.loads(text)
-    ]  # fmt: skip
 
 
 # --- checks ------------------------------------------------------------------------------------------

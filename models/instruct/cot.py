@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.atomic import write_text_atomic
-from models.instruct.augment import objects_from_json
+from models.envelope import format_answer_only, format_target
 from models.instruct.reasoning import think as reasoning
-from models.objects import ImageObject
+from models.objects import ImageObject, objects_from_json
 from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
 
 COT_VERSION = 2
@@ -65,9 +66,17 @@ IMAGE_TOKEN = "<image>"
 
 COT_COLUMNS = [
     "sample_id", "image_id", "image_path", "scenario", "subquery_id", "question", "question_id", "think",
-    "answer", "target", "reasoning_type", "source", "aug_kind", "parent_image_id", "labels", "answer_value",
+    "answer", "target", "reasoning_type", "image_origin", "aug_kind", "parent_image_id", "labels", "answer_value",
     "flagged", "flag_reason", "example_image_id", "example_image_path", "example_target",
 ]  # fmt: skip
+COT_SCHEMA = pa.schema([
+    *((name, pa.string()) for name in ("sample_id", "image_id", "image_path", "scenario", "subquery_id", "question")),
+    ("question_id", pa.int64()),
+    *((name, pa.string()) for name in ("think", "answer", "target", "reasoning_type", "image_origin", "aug_kind",
+                                       "parent_image_id")),
+    ("labels", pa.list_(pa.string())), ("answer_value", pa.string()), ("flagged", pa.bool_()),
+    *((name, pa.string()) for name in ("flag_reason", "example_image_id", "example_image_path", "example_target")),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ class ImageRecord:
     answers: dict[str, Any]
     contradictions: tuple[str, ...]
     measured: dict[str, Any] = field(default_factory=dict)
-    source: str = "original"
+    origin: str = "original"  # or "augmented"
     parent_image_id: str | None = None
     aug_kind: str | None = None
 
@@ -145,9 +154,7 @@ def sample_rng(seed: int, sample_id: str, stream: int) -> np.random.Generator:
 
 def assistant_text(think: str, answer: str, mode: str) -> str:
     """The target: ``<think>…</think><answer>…</answer>``, or ``<answer>…</answer>`` for answer_only."""
-    if mode == "answer_only":
-        return f"<answer>{answer}</answer>"
-    return f"<think>{think}</think><answer>{answer}</answer>"
+    return format_answer_only(answer) if mode == "answer_only" else format_target(think, answer)
 
 
 def think_for(spec: ScenarioSpec, record: ImageRecord, subquery_id: str, mode: str) -> str:
@@ -179,7 +186,7 @@ def sample_rows(
             "sample_id": sample_id, "image_id": record.image_id, "image_path": record.image_path,
             "scenario": spec.scenario, "subquery_id": sub.id, "question": options[qid], "question_id": qid,
             "think": think, "answer": answer, "target": assistant_text(think, answer, config.reasoning),
-            "reasoning_type": sub.reasoning_type, "source": record.source, "aug_kind": record.aug_kind,
+            "reasoning_type": sub.reasoning_type, "image_origin": record.origin, "aug_kind": record.aug_kind,
             "parent_image_id": record.parent_image_id, "labels": list(record.labels),
             "answer_value": json.dumps(value), "flagged": record.flagged,
             "flag_reason": "; ".join(record.contradictions),
@@ -239,7 +246,7 @@ def with_examples(table: pd.DataFrame, seed: int) -> pd.DataFrame:
         for column in ("example_image_id", "example_image_path", "example_target"):
             table[column] = pd.Series(dtype=object)
         return table[COT_COLUMNS]
-    normal = table[(table["source"] == "original") & ~table["flagged"]
+    normal = table[(table["image_origin"] == "original") & ~table["flagged"]
                    & table["labels"].map(lambda labels: list(labels) == [NORMAL])]
     by_subquery = {sid: group.sort_values("image_id") for sid, group in normal.groupby("subquery_id")}
     picked = [_example(row, by_subquery.get(row.subquery_id), seed) for row in table.itertuples(index=False)]

@@ -5,12 +5,9 @@ instruction text. A paraphrase is only useful if the true answer stays the same,
 candidate, whatever its source, passes one validator: it must keep each *invariant* (numbers,
 named objects, the answer's format such as ``[n1, n2, n3, n4, n5]``, a choice list such as
 ``just right/too much/too little``), introduce no number of its own, differ from the original and
-from every other kept paraphrase.
-
-Comparison is on a normal form: case, quotes, whitespace, whitespace around brackets and
-punctuation, and number words (``three`` = ``3``, ``first`` = ``1st``) do not matter. An
-invariant with ``/`` is a choice list: its options must appear in the same order, but may be
-re-punctuated as ``a, b or c``, ``a / b / c`` or ``a | b | c``.
+from every other kept paraphrase. Whether an invariant is kept, and the normal form in which
+texts are compared, are :mod:`models.spec.invariants`'s (the one checker, with its rules for
+number words, choice lists and plurals).
 
 Without an endpoint (the default) a deterministic rule-based paraphraser produces the text, so
 the chain runs anywhere; it only rewrites the question's head and wraps it in frames, never
@@ -21,18 +18,19 @@ is asked again (bounded rounds) and finally topped up with rule-based paraphrase
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pyarrow as pa
+
 from models.llm import ChatCompleter, Message
+from models.spec.invariants import NUMBER, missing_invariants, normalise, numbers
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +38,15 @@ PROMPT_VERSION = "paraphrase-v1"
 """The LLM prompt's version; part of every cache key, so bump it whenever the prompt changes."""
 
 Source = Literal["llm", "offline"]
+
+#: Columns of the ``subquery_paraphrases`` table. Row 0 of each subquery is its original text
+#: (``paraphrase_source`` "original"); the others say which :data:`Source` wrote them, and ``model``
+#: which LLM (``None`` for the original and the offline rules).
+PARAPHRASE_COLUMNS = ["scenario", "subquery_id", "paraphrase_id", "text", "paraphrase_source", "model"]
+PARAPHRASE_SCHEMA = pa.schema([
+    ("scenario", pa.string()), ("subquery_id", pa.string()), ("paraphrase_id", pa.int64()), ("text", pa.string()),
+    ("paraphrase_source", pa.string()), ("model", pa.string()),
+])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,9 @@ def paraphrase_subquery(
     """
     if not 0 < n_min <= n_max:
         raise ValueError(f"need 0 < n_min <= n_max, got {n_min}, {n_max}")
-    for invariant in invariants:
-        if not _keeps(normalise(text), invariant):
-            raise ValueError(f"invariant {invariant!r} does not occur in the subquery {text!r}")
+    absent = missing_invariants(text, invariants)
+    if absent:
+        raise ValueError(f"invariant {absent[0]!r} does not occur in the subquery {text!r}")
     if client is None:
         found = [Paraphrase(t, "offline") for t in offline_paraphrases(text, invariants, n_max, seed=seed)]
     else:
@@ -111,59 +118,12 @@ def paraphrase_subquery(
 
 # --- validation -----------------------------------------------------------------------------
 
-_NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "  # noqa: SIM905
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
-_ORDINALS = {
-    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
-    "sixth": "6th", "seventh": "7th", "eighth": "8th", "ninth": "9th", "tenth": "10th",
-}  # fmt: skip
-_WORD_NUMBER = re.compile(r"\b(" + "|".join([*_NUMBER_WORDS, *_ORDINALS]) + r")\b")
-_NUMBER = re.compile(r"(?<![a-z0-9])\d+(?:st|nd|rd|th)?(?![a-z0-9])")
-_PUNCT_SPACE = re.compile(r"\s*([\[\](){},;:/|])\s*")
-_CHOICE_SEPARATOR = r"(?:\s*[/|,;]\s*(?:or\s+)?|\s+or\s+)"
 _BRACKETED = re.compile(r"\[[^\[\]]+\]")
-_TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
-
-
-def normalise(text: str) -> str:
-    """The form in which paraphrases are compared (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY).casefold()
-    text = re.sub(r"[\"'`]", " ", text)
-    text = _WORD_NUMBER.sub(lambda m: _NUMBER_WORDS.get(m[1]) or _ORDINALS[m[1]], text)
-    text = _PUNCT_SPACE.sub(r"\1", text)
-    return " ".join(text.split())
 
 
 def dedup_key(text: str) -> str:
     """Two paraphrases are duplicates when they differ only in case, punctuation or spacing."""
     return " ".join(re.sub(r"[^a-z0-9]+", " ", normalise(text)).split())
-
-
-@functools.lru_cache(maxsize=1024)
-def _invariant_pattern(invariant: str) -> re.Pattern[str]:
-    norm = normalise(invariant)
-    options = [o.strip() for o in norm.split("/")]
-    if len(options) > 1 and all(options):
-        body = _CHOICE_SEPARATOR.join(re.escape(o) for o in options)
-    else:
-        body = re.escape(norm)
-    start = r"(?<![a-z0-9])" if norm[:1].isalnum() else ""
-    # A word invariant also matches its plural ("nectarine" in "nectarines"), as the specs' check does.
-    end = r"(?:e?s)?(?![a-z0-9])" if norm[-1:].isalpha() else r"(?![a-z0-9])" if norm[-1:].isalnum() else ""
-    return re.compile(start + body + end)
-
-
-def _keeps(normalised_text: str, invariant: str) -> bool:
-    return bool(normalise(invariant)) and bool(_invariant_pattern(invariant).search(normalised_text))
-
-
-def _numbers(normalised_text: str) -> set[str]:
-    return set(_NUMBER.findall(normalised_text))
 
 
 def all_invariants(text: str, invariants: Iterable[str]) -> list[str]:
@@ -179,11 +139,10 @@ def rejection_reason(original: str, candidate: str, invariants: Iterable[str]) -
         return "too long"
     if dedup_key(candidate) == dedup_key(original):
         return "the original"
-    norm = normalise(candidate)
-    for invariant in all_invariants(original, invariants):
-        if not _keeps(norm, invariant):
-            return f"lost {invariant!r}"
-    if _numbers(norm) != _numbers(normalise(original)):
+    lost = missing_invariants(candidate, all_invariants(original, invariants))
+    if lost:
+        return f"lost {lost[0]!r}"
+    if numbers(candidate) != numbers(original):
         return "numbers changed"
     return None
 
@@ -417,7 +376,7 @@ def _split(text: str) -> _Parts:
 
 
 def _protected_spans(text: str, protected: list[str]) -> list[tuple[int, int]]:
-    spans = [(m.start(), m.end()) for m in _NUMBER.finditer(text.lower())]
+    spans = [(m.start(), m.end()) for m in NUMBER.finditer(text.lower())]
     for phrase in protected:
         pattern = r"\s*".join(re.escape(word) for word in phrase.split())
         spans += [(m.start(), m.end()) for m in re.finditer(pattern, text, re.I)]

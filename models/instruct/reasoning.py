@@ -50,8 +50,9 @@ import numpy as np
 from models.grounding.attributes import PROVIDERS
 from models.objects import ImageObject, rle_decode
 from models.spec import ScenarioSpec, SubquerySpec, format_answer, measure
+from models.spec.parsing import ORDINAL_WORDS
 
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+ORDINALS = tuple(ORDINAL_WORDS)  # "first" … "tenth", in order
 ELONGATED = 3.0  # length / width of the rotated box above which an object is a line (cable, screw)
 
 

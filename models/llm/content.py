@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.images import data_uri
+
 Message = dict[str, Any]
 ContentPart = dict[str, Any]
 
@@ -41,7 +43,7 @@ def image_part(image: str | Path | np.ndarray | Image.Image, *, detail: str | No
     data, mime = _encode(image)
     part: ContentPart = {
         "type": "image_url",
-        "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"},
+        "image_url": {"url": data_uri(data, mime)},
     }
     if detail is not None:
         part["image_url"]["detail"] = detail

@@ -3,10 +3,11 @@
 Models answer in prose ("Yes, the positions … correspond.", "There are 2 washers in the
 picture.", "<answer> Different </answer>"); the aggregator needs typed values. Parsing reads the
 ``<answer>`` content when there is one (every ``<answer>`` block must agree), else the output
-without its ``<think>`` reasoning, and returns an explicit *unparseable* result with the reason
-whenever the reading is not unambiguous: two different numbers, a list of the wrong length, both
-yes and no cues, no choice named. A wrong guess would be scored as the model's answer; an
-unparseable one is counted as such and handled by the aggregator's documented policy.
+without its ``<think>`` reasoning (:func:`models.envelope.split_envelope` reads the envelope), and
+returns an explicit *unparseable* result with the reason whenever the reading is not unambiguous:
+two different numbers, a list of the wrong length, both yes and no cues, no choice named. A wrong
+guess would be scored as the model's answer; an unparseable one is counted as such and handled by
+the aggregator's documented policy.
 
 ``format_answer`` writes the canonical text used inside ``<answer>…</answer>`` in training data;
 ``parse_answer`` reads every such text back to the same value.
@@ -18,29 +19,30 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from models.envelope import split_envelope
 from models.spec.schema import SubquerySpec
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S | re.I)
-_TAG = re.compile(r"</?(?:answer|think)>", re.I)
 # Hyphenated compounds ("5-clamp", "off-centre") stay one token: "two 5-clamp connectors" is two.
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+|\d+(?:\.\d+)?(?![a-z0-9])|[a-z0-9]+(?:'[a-z]+)?|[^\s\w]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _GROUP = re.compile(r"[\[(]([^\[\]()]*)[\])]")
 
 # fmt: off
+#: The project's one table of number words: cardinals (``three`` = 3) and ordinals (``first`` = 1).
 NUMBER_WORDS: dict[str, int] = {
     word: i for i, word in enumerate((
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
         "nineteen", "twenty",
     ))
-} | {"none": 0, "nothing": 0, "single": 1}
+}
 ORDINAL_WORDS: dict[str, int] = {
     word: i + 1 for i, word in enumerate((
         "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
     ))
 }
+# In an answer a count may also be a word that is no number ("none", "a single nut").
+_COUNT_WORDS = NUMBER_WORDS | {"none": 0, "nothing": 0, "single": 1}
 _STOPWORDS = frozenset((
     "how", "many", "much", "is", "are", "there", "the", "a", "an", "in", "on", "of", "to", "do",
     "does", "what", "which", "this", "that", "these", "those", "image", "picture", "photo",
@@ -99,10 +101,10 @@ def parse_answer(subquery: SubquerySpec, output: str) -> ParsedAnswer:
     """Read one model output as an answer to ``subquery``."""
     if not isinstance(output, str):
         return ParsedAnswer(None, f"expected text, got {type(output).__name__}", "")
-    segments, problem = _answer_segments(output)
-    if problem is not None:
-        return ParsedAnswer(None, problem, output.strip())
-    parsed = [_parse_segment(subquery, s) for s in segments]
+    envelope = split_envelope(output)
+    if envelope.reason is not None:
+        return ParsedAnswer(None, envelope.reason, output.strip())
+    parsed = [_parse_segment(subquery, s) for s in envelope.answers]
     text = " | ".join(p.text for p in parsed)
     bad = [p for p in parsed if not p.ok]
     if bad:
@@ -111,22 +113,6 @@ def parse_answer(subquery: SubquerySpec, output: str) -> ParsedAnswer:
     if len(values) > 1:
         return ParsedAnswer(None, f"several <answer> blocks disagree: {sorted(values)}", text)
     return ParsedAnswer(parsed[0].value, None, text)
-
-
-def _answer_segments(output: str) -> tuple[list[str], str | None]:
-    """The answer text(s) of an output: ``<answer>`` blocks, else the text outside ``<think>``."""
-    text = _THINK_BLOCK.sub(" ", output)
-    blocks = _ANSWER_BLOCK.findall(text)
-    if blocks:
-        return [_TAG.sub(" ", b).strip() for b in blocks], None
-    lower = text.lower()
-    if "</think>" in lower:
-        text = text[lower.rindex("</think>") + len("</think>") :]
-    elif "<think>" in lower:
-        text = text[: lower.index("<think>")]
-        if not text.strip():
-            return [], "only reasoning: <think> is never closed and there is no <answer>"
-    return [_TAG.sub(" ", text).strip()], None
 
 
 def _parse_segment(subquery: SubquerySpec, text: str) -> ParsedAnswer:
@@ -161,7 +147,7 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> set[str]:
     """Stemmed words of ``text`` that carry meaning (no stop words, numbers or punctuation)."""
-    return {stem(t) for t in tokens(text) if t[0].isalpha() and t not in _STOPWORDS and t not in NUMBER_WORDS}
+    return {stem(t) for t in tokens(text) if t[0].isalpha() and t not in _STOPWORDS and t not in _COUNT_WORDS}
 
 
 def _is_stop(token: str) -> bool:
@@ -177,8 +163,8 @@ def _number_mentions(toks: list[str]) -> list[tuple[int, float]]:
     for i, tok in enumerate(toks):
         if _NUMBER.fullmatch(tok):
             mentions.append((i, float(tok)))
-        elif tok in NUMBER_WORDS:
-            mentions.append((i, float(NUMBER_WORDS[tok])))
+        elif tok in _COUNT_WORDS:
+            mentions.append((i, float(_COUNT_WORDS[tok])))
         elif tok == "no" and i + 1 < len(toks) and toks[i + 1][0].isalpha():
             mentions.append((i, 0.0))
     return mentions
@@ -310,7 +296,7 @@ def _integer_token(token: str) -> int | None:
     token = token.strip().lower()
     if token.isdigit():
         return int(token)
-    return NUMBER_WORDS.get(token)
+    return _COUNT_WORDS.get(token)
 
 
 def _parse_int_list(subquery: SubquerySpec, text: str) -> tuple[Any, str | None]:

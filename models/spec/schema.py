@@ -206,10 +206,6 @@ class ScenarioSpec(_Model):
         """A fresh dict of every subquery's normal answer."""
         return {s.id: copy.deepcopy(s.normal) for s in self.subqueries}
 
-    def grounding_words(self) -> dict[str, list[str]]:
-        """Object name → words for open-vocabulary grounding."""
-        return {o.name: list(o.words) for o in self.objects}
-
     def object(self, name: str) -> ObjectSpec:
         for obj in self.objects:
             if obj.name == name:

@@ -1,7 +1,7 @@
-"""Command line: generate MVTec LOCO AD-format categories.
+"""Command line: generate MVTec LOCO AD-format scenarios.
 
-``python -m models.synth --categories pushpins screw_bag --seed 0`` writes where the ``generated_loco``
-asset does (``<LOGICLS_STORAGE>/generated``, or ``--out DIR``) and reuses categories already generated
+``python -m models.synth --scenarios pushpins screw_bag --seed 0`` writes where the ``generated_loco``
+asset does (``<LOGICLS_STORAGE>/generated``, or ``--out DIR``) and reuses scenarios already generated
 with the same settings unless ``--force`` is given.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from models.storage import StorageLayout
-from models.synth.config import CATEGORIES, GeneratorConfig
-from models.synth.generate import ensure_generated, generate_category, image_count
+from models.synth.config import SCENARIOS, GeneratorConfig
+from models.synth.generate import ensure_generated, generate_scenario, image_count
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,12 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"output folder (gets loco/, annotations/, manifest/); default: {default_out}",
     )
     parser.add_argument(
-        "--categories",
+        "--scenarios",
         nargs="+",
-        choices=CATEGORIES,
-        default=list(CATEGORIES),
+        choices=SCENARIOS,
+        default=list(SCENARIOS),
         metavar="NAME",
-        help=f"categories to generate (default: all of {', '.join(CATEGORIES)})",
+        help=f"scenarios to generate (default: all of {', '.join(SCENARIOS)})",
     )
     for f in fields(GeneratorConfig):
         value = getattr(defaults, f.name)
@@ -53,15 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    make = generate_category if args.force else ensure_generated
-    total = sum(image_count(c, config) for c in args.categories)
+    make = generate_scenario if args.force else ensure_generated
+    total = sum(image_count(c, config) for c in args.scenarios)
     start = time.perf_counter()
     with tqdm(total=total, unit="img", desc="generating") as bar:
-        for category in args.categories:
-            bar.set_postfix_str(category)
+        for scenario in args.scenarios:
+            bar.set_postfix_str(scenario)
             done_before = bar.n
-            root = make(category, args.out, config, progress=bar.update)
-            bar.update(image_count(category, config) - (bar.n - done_before))  # reused: nothing drawn
+            root = make(scenario, args.out, config, progress=bar.update)
+            bar.update(image_count(scenario, config) - (bar.n - done_before))  # reused: nothing drawn
     print(f"LOCO root: {root} ({total} images, {time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -1,4 +1,4 @@
-"""What the generator makes: categories, their defect vocabulary, image sizes, and its settings.
+"""What the generator makes: scenarios, their defect vocabulary, image sizes, and its settings.
 
 The defect names, multi-anomaly combinations and image sizes follow MVTec LOCO AD (see
 ``docs/design.md``), so that every later stage reads generated and real data the same way.
@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CATEGORIES: tuple[str, ...] = (
+SCENARIOS: tuple[str, ...] = (
     "breakfast_box",
     "juice_bottle",
     "pushpins",
@@ -77,41 +77,41 @@ MULTI_COMBOS: dict[str, tuple[tuple[str, str], ...]] = {
 SCALE_RANGE = (0.1, 1.0)
 
 
-def check_category(category: str) -> None:
-    """Raise a clear error for a name that is not one of :data:`CATEGORIES`."""
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}: the generator makes {', '.join(CATEGORIES)}")
+def check_scenario(scenario: str) -> None:
+    """Raise a clear error for a name that is not one of :data:`SCENARIOS`."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}: the generator makes {', '.join(SCENARIOS)}")
 
 
 @cache
-def defects_config(category: str) -> tuple[dict[str, Any], ...]:
-    """The shipped ``defects_config.json`` entries of a category (logical and structural types)."""
-    check_category(category)
-    text = resources.files("models.synth.defects_config").joinpath(f"{category}.json").read_text()
+def defects_config(scenario: str) -> tuple[dict[str, Any], ...]:
+    """The shipped ``defects_config.json`` entries of a scenario (logical and structural types)."""
+    check_scenario(scenario)
+    text = resources.files("models.synth.defects_config").joinpath(f"{scenario}.json").read_text()
     return tuple(json.loads(text))
 
 
-def defects_config_bytes(category: str) -> bytes:
+def defects_config_bytes(scenario: str) -> bytes:
     """The shipped ``defects_config.json`` byte for byte, to copy into a generated tree."""
-    check_category(category)
-    return resources.files("models.synth.defects_config").joinpath(f"{category}.json").read_bytes()
+    check_scenario(scenario)
+    return resources.files("models.synth.defects_config").joinpath(f"{scenario}.json").read_bytes()
 
 
-def pixel_values(category: str) -> dict[str, int]:
+def pixel_values(scenario: str) -> dict[str, int]:
     """Defect name → the mask pixel value that marks it."""
-    return {d["defect_name"]: int(d["pixel_value"]) for d in defects_config(category)}
+    return {d["defect_name"]: int(d["pixel_value"]) for d in defects_config(scenario)}
 
 
-def structural_defects(category: str) -> tuple[str, ...]:
+def structural_defects(scenario: str) -> tuple[str, ...]:
     """The types of ``defects_config.json`` that are not logical: only drawn as blotches and scratches."""
-    logical = set(LOGICAL_DEFECTS[category])
-    return tuple(d["defect_name"] for d in defects_config(category) if d["defect_name"] not in logical)
+    logical = set(LOGICAL_DEFECTS[scenario])
+    return tuple(d["defect_name"] for d in defects_config(scenario) if d["defect_name"] not in logical)
 
 
-def image_size(category: str, scale: float) -> tuple[int, int]:
+def image_size(scenario: str, scale: float) -> tuple[int, int]:
     """Height × width at ``scale``, each rounded to the nearest even integer (halves round up)."""
-    check_category(category)
-    return tuple(2 * math.floor(v * scale / 2 + 0.5) for v in ORIGINAL_SIZES[category])  # type: ignore[return-value]
+    check_scenario(scenario)
+    return tuple(2 * math.floor(v * scale / 2 + 0.5) for v in ORIGINAL_SIZES[scenario])  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,18 @@
-"""Write a generated category in the exact MVTec LOCO AD layout, with annotations and a manifest.
+"""Write a generated scenario in the exact MVTec LOCO AD layout, with annotations and a manifest.
 
 Output under ``out_dir``::
 
-    loco/<category>/train/good/000.png ...           # the LOCO tree (see docs/design.md)
-    loco/<category>/ground_truth/logical_anomalies/000/000.png ...
-    loco/<category>/defects_config.json
-    annotations/<category>.parquet                   # every object, shared object schema
-    annotations/<category>_images.parquet            # one row per image: labels, paths, facts
-    manifest/<category>.json                         # version, config, seed, content hashes
+    loco/<scenario>/train/good/000.png ...           # the LOCO tree (see docs/design.md)
+    loco/<scenario>/ground_truth/logical_anomalies/000/000.png ...
+    loco/<scenario>/defects_config.json
+    annotations/<scenario>.parquet                   # every object, shared object schema
+    annotations/<scenario>_images.parquet            # one row per image: labels, paths, facts
+    manifest/<scenario>.json                         # version, config, seed, content hashes
 
-Every image draws from its own random generator, seeded by (seed, category, source, index), so a
-category's files do not depend on which other categories are generated, nor in which order.
+Every image draws from its own random generator, seeded by (seed, scenario, LOCO folder, index), so a
+scenario's files do not depend on which other scenarios are generated, nor in which order.
 Everything is written into a staging folder first and moved into place at the end; the manifest
-goes last and marks a complete category.
+goes last and marks a complete scenario.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from models.synth.config import (
     LOGICAL_DEFECTS,
     MULTI_COMBOS,
     GeneratorConfig,
-    check_category,
+    check_scenario,
     defects_config_bytes,
     image_size,
     pixel_values,
@@ -48,12 +48,14 @@ from models.synth.config import (
 from models.synth.scenes import render
 
 #: Bump whenever a change alters the generated files: existing trees are then regenerated.
-GENERATOR_VERSION = "2"
+#: 2: terminals, fruit and missing separators in the annotations (attribute stage).
+#: 3: the images table and the manifest say ``scenario`` (was ``category``), ``loco_folder`` (was ``source``).
+GENERATOR_VERSION = "3"
 LOGICAL = "test/logical_anomalies"
 STRUCTURAL = "test/structural_anomalies"
-SOURCES = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)
+LOCO_FOLDERS = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)
 IMAGE_COLUMNS = [
-    "image_id", "category", "source", "stem", "labels", "n_defect_types",
+    "image_id", "scenario", "loco_folder", "stem", "labels", "n_defect_types",
     "image_path", "mask_paths", "width", "height", "scene",
 ]  # fmt: skip
 
@@ -64,7 +66,7 @@ Progress = Callable[[int], None]
 class ImagePlan:
     """One image to draw: where it goes and which defects it shows."""
 
-    source: str  # e.g. "train/good", "test/logical_anomalies"
+    loco_folder: str  # e.g. "train/good", "test/logical_anomalies"
     index: int
     logical: tuple[str, ...] = ()
     structural: str | None = None
@@ -77,86 +79,86 @@ class ImagePlan:
     def defects(self) -> tuple[str, ...]:
         return (*self.logical, self.structural) if self.structural else self.logical
 
-    def image_id(self, category: str) -> str:
-        return f"{category}/{self.source}/{self.stem}"
+    def image_id(self, scenario: str) -> str:
+        return f"{scenario}/{self.loco_folder}/{self.stem}"
 
 
-def plan_images(category: str, config: GeneratorConfig) -> list[ImagePlan]:
-    """Every image of a category, in file order."""
-    check_category(category)
+def plan_images(scenario: str, config: GeneratorConfig) -> list[ImagePlan]:
+    """Every image of a scenario, in file order."""
+    check_scenario(scenario)
     plans = [
-        ImagePlan(source, i)
-        for source, n in (
+        ImagePlan(loco_folder, i)
+        for loco_folder, n in (
             ("train/good", config.train_good),
             ("validation/good", config.validation_good),
             ("test/good", config.test_good),
         )
         for i in range(n)
     ]
-    logical = [(d,) for d in LOGICAL_DEFECTS[category] for _ in range(config.per_logical_class)]
-    logical += [combo for combo in MULTI_COMBOS[category] for _ in range(config.per_multi_combo)]
+    logical = [(d,) for d in LOGICAL_DEFECTS[scenario] for _ in range(config.per_logical_class)]
+    logical += [combo for combo in MULTI_COMBOS[scenario] for _ in range(config.per_multi_combo)]
     plans += [ImagePlan(LOGICAL, i, combo) for i, combo in enumerate(logical)]
-    kinds = structural_defects(category)
+    kinds = structural_defects(scenario)
     plans += [ImagePlan(STRUCTURAL, i, (), kinds[i % len(kinds)]) for i in range(config.structural)]
     return plans
 
 
-def image_count(category: str, config: GeneratorConfig) -> int:
-    """How many images :func:`generate_category` writes for ``category`` (for progress bars)."""
-    return len(plan_images(category, config))
+def image_count(scenario: str, config: GeneratorConfig) -> int:
+    """How many images :func:`generate_scenario` writes for ``scenario`` (for progress bars)."""
+    return len(plan_images(scenario, config))
 
 
-def image_rng(seed: int, category: str, plan: ImagePlan) -> np.random.Generator:
+def image_rng(seed: int, scenario: str, plan: ImagePlan) -> np.random.Generator:
     """The independent random generator of one image."""
-    key = [seed, zlib.crc32(category.encode()), zlib.crc32(plan.source.encode()), plan.index]
+    key = [seed, zlib.crc32(scenario.encode()), zlib.crc32(plan.loco_folder.encode()), plan.index]
     return np.random.default_rng(np.random.SeedSequence(key))
 
 
-def render_plan(category: str, plan: ImagePlan, config: GeneratorConfig) -> Scene:
+def render_plan(scenario: str, plan: ImagePlan, config: GeneratorConfig) -> Scene:
     """Draw one planned image."""
     return render(
-        category,
-        image_rng(config.seed, category, plan),
-        image_size(category, config.scale),
+        scenario,
+        image_rng(config.seed, scenario, plan),
+        image_size(scenario, config.scale),
         frozenset(plan.logical),
         plan.structural,
     )
 
 
-def generate_category(
-    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
+def generate_scenario(
+    scenario: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
 ) -> Path:
-    """(Re)write one category under ``out_dir`` and return the LOCO root ``out_dir/loco``.
+    """(Re)write one scenario under ``out_dir`` and return the LOCO root ``out_dir/loco``.
 
-    Safe against concurrent callers: the category is generated under a file lock.
+    Safe against concurrent callers: the scenario is generated under a file lock.
     """
-    check_category(category)
+    check_scenario(scenario)
     out_dir = Path(out_dir)
-    with _lock(out_dir, category):
-        _generate_unlocked(category, out_dir, config, progress)
+    with _lock(out_dir, scenario):
+        _generate_unlocked(scenario, out_dir, config, progress)
     return loco_root(out_dir)
 
 
 def ensure_generated(
-    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
+    scenario: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None = None
 ) -> Path:
-    """Return ``out_dir/loco`` with ``category`` generated for ``config``, reusing a matching tree.
+    """Return ``out_dir/loco`` with ``scenario`` generated for ``config``, reusing a matching tree.
 
     A tree is reused when its manifest names this generator version and this exact config and the
     files still hash to the manifest's content hashes; otherwise it is regenerated. Several
     processes may call this at once: one generates, the others wait and then reuse its result.
     """
-    check_category(category)
+    check_scenario(scenario)
     out_dir = Path(out_dir)
-    with _lock(out_dir, category):
-        if not is_current(category, out_dir, config):
-            _generate_unlocked(category, out_dir, config, progress)
+    with _lock(out_dir, scenario):
+        if not is_current(scenario, out_dir, config):
+            _generate_unlocked(scenario, out_dir, config, progress)
     return loco_root(out_dir)
 
 
-def is_current(category: str, out_dir: Path, config: GeneratorConfig) -> bool:
-    """Whether ``out_dir`` holds ``category`` exactly as this version would generate it for ``config``."""
-    paths = _paths(Path(out_dir), category)
+def is_current(scenario: str, out_dir: Path, config: GeneratorConfig) -> bool:
+    """Whether ``out_dir`` holds ``scenario`` exactly as this version would generate it for ``config``."""
+    paths = _paths(Path(out_dir), scenario)
     try:
         manifest = json.loads(paths["manifest"].read_text())
     except (OSError, ValueError):
@@ -168,10 +170,10 @@ def is_current(category: str, out_dir: Path, config: GeneratorConfig) -> bool:
     return manifest.get("content_sha256") == _content_hash(paths)
 
 
-def _lock(out_dir: Path, category: str) -> FileLock:
+def _lock(out_dir: Path, scenario: str) -> FileLock:
     lock_dir = out_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(lock_dir / f"{category}.lock"))
+    return FileLock(str(lock_dir / f"{scenario}.lock"))
 
 
 def loco_root(out_dir: Path) -> Path:
@@ -179,59 +181,59 @@ def loco_root(out_dir: Path) -> Path:
     return Path(out_dir) / "loco"
 
 
-def annotations_path(out_dir: Path, category: str) -> Path:
-    """The instance annotations (object schema) of a category generated under ``out_dir``."""
-    return _paths(Path(out_dir), category)["objects"]
+def annotations_path(out_dir: Path, scenario: str) -> Path:
+    """The instance annotations (object schema) of a scenario generated under ``out_dir``."""
+    return _paths(Path(out_dir), scenario)["objects"]
 
 
-def image_annotations_path(out_dir: Path, category: str) -> Path:
-    """One row per image of a category generated under ``out_dir`` (``IMAGE_COLUMNS``)."""
-    return _paths(Path(out_dir), category)["images"]
+def image_annotations_path(out_dir: Path, scenario: str) -> Path:
+    """One row per image of a scenario generated under ``out_dir`` (``IMAGE_COLUMNS``)."""
+    return _paths(Path(out_dir), scenario)["images"]
 
 
-def read_manifest(out_dir: Path, category: str) -> dict[str, Any]:
-    """The manifest of a category generated under ``out_dir``: version, config, counts, content hash."""
-    return json.loads(_paths(Path(out_dir), category)["manifest"].read_text())
+def read_manifest(out_dir: Path, scenario: str) -> dict[str, Any]:
+    """The manifest of a scenario generated under ``out_dir``: version, config, counts, content hash."""
+    return json.loads(_paths(Path(out_dir), scenario)["manifest"].read_text())
 
 
-def _paths(out_dir: Path, category: str) -> dict[str, Path]:
+def _paths(out_dir: Path, scenario: str) -> dict[str, Path]:
     return {
-        "tree": loco_root(out_dir) / category,
-        "objects": out_dir / "annotations" / f"{category}.parquet",
-        "images": out_dir / "annotations" / f"{category}_images.parquet",
-        "manifest": out_dir / "manifest" / f"{category}.json",
+        "tree": loco_root(out_dir) / scenario,
+        "objects": out_dir / "annotations" / f"{scenario}.parquet",
+        "images": out_dir / "annotations" / f"{scenario}_images.parquet",
+        "manifest": out_dir / "manifest" / f"{scenario}.json",
     }
 
 
 def _generate_unlocked(
-    category: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None
+    scenario: str, out_dir: Path, config: GeneratorConfig, progress: Progress | None
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(f".staging-{category}-*"):  # left by a killed run; we hold the lock
+    for stale in out_dir.glob(f".staging-{scenario}-*"):  # left by a killed run; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{category}-", dir=out_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{scenario}-", dir=out_dir))
     try:
-        new = _paths(staging, category)
-        _write_category(category, new, config, progress)
+        new = _paths(staging, scenario)
+        _write_scenario(scenario, new, config, progress)
         manifest = {
             "generator": "models.synth",
             "version": GENERATOR_VERSION,
-            "category": category,
+            "scenario": scenario,
             "config": config.to_dict(),
             "seed": config.seed,
-            "image_size": list(image_size(category, config.scale)),
-            "image_counts": _counts(plan_images(category, config)),
+            "image_size": list(image_size(scenario, config.scale)),
+            "image_counts": _counts(plan_images(scenario, config)),
             "content_sha256": _content_hash(new),
         }
         new["manifest"].parent.mkdir(parents=True, exist_ok=True)
         new["manifest"].write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _install(new, _paths(out_dir, category), staging)
+        _install(new, _paths(out_dir, scenario), staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _install(new: dict[str, Path], old: dict[str, Path], staging: Path) -> None:
-    """Move a staged category into place; the manifest is removed first and written last."""
+    """Move a staged scenario into place; the manifest is removed first and written last."""
     old["manifest"].unlink(missing_ok=True)
     old["tree"].parent.mkdir(parents=True, exist_ok=True)
     if old["tree"].exists():
@@ -245,37 +247,37 @@ def _install(new: dict[str, Path], old: dict[str, Path], staging: Path) -> None:
 def _counts(plans: list[ImagePlan]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for p in plans:
-        counts[p.source] = counts.get(p.source, 0) + 1
+        counts[p.loco_folder] = counts.get(p.loco_folder, 0) + 1
     return counts
 
 
-def _write_category(
-    category: str, paths: dict[str, Path], config: GeneratorConfig, progress: Progress | None
+def _write_scenario(
+    scenario: str, paths: dict[str, Path], config: GeneratorConfig, progress: Progress | None
 ) -> None:
     tree = paths["tree"]
     for folder in (
-        *SOURCES,
+        *LOCO_FOLDERS,
         f"ground_truth/{LOGICAL.split('/')[1]}",
         f"ground_truth/{STRUCTURAL.split('/')[1]}",
     ):
         (tree / folder).mkdir(parents=True)  # every LOCO folder exists, even with no images in it
-    (tree / "defects_config.json").write_bytes(defects_config_bytes(category))
-    values = pixel_values(category)
+    (tree / "defects_config.json").write_bytes(defects_config_bytes(scenario))
+    values = pixel_values(scenario)
     order = {name: i for i, name in enumerate(values)}
     object_frames, image_rows = [], []
-    for plan in plan_images(category, config):
-        scene = render_plan(category, plan, config)
-        image_path = f"{plan.source}/{plan.stem}.png"
+    for plan in plan_images(scenario, config):
+        scene = render_plan(scenario, plan, config)
+        image_path = f"{plan.loco_folder}/{plan.stem}.png"
         _write_png(tree / image_path, cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
         mask_paths = []
-        kind = plan.source.split("/")[-1]
+        kind = plan.loco_folder.split("/")[-1]
         for n, name in enumerate(sorted(scene.defect_masks, key=order.__getitem__)):
             mask_path = f"ground_truth/{kind}/{plan.stem}/{n:03d}.png"
             _write_png(tree / mask_path, scene.defect_masks[name].astype(np.uint8) * np.uint8(values[name]))
-            mask_paths.append(f"{category}/{mask_path}")
-        image_id = plan.image_id(category)
+            mask_paths.append(f"{scenario}/{mask_path}")
+        image_id = plan.image_id(scenario)
         object_frames.append(objects_to_frame(image_id, scene.objects))
-        image_rows.append(_image_row(category, plan, scene, mask_paths))
+        image_rows.append(_image_row(scenario, plan, scene, mask_paths))
         if progress is not None:
             progress(1)
     frames = [f for f in object_frames if len(f)]
@@ -285,22 +287,22 @@ def _write_category(
     pd.DataFrame(image_rows, columns=IMAGE_COLUMNS).to_parquet(paths["images"], index=False)
 
 
-def _image_row(category: str, plan: ImagePlan, scene: Scene, mask_paths: list[str]) -> dict[str, Any]:
+def _image_row(scenario: str, plan: ImagePlan, scene: Scene, mask_paths: list[str]) -> dict[str, Any]:
     labels = list(plan.defects) or ["normal"]
     if sorted(scene.defect_masks) != sorted(plan.defects):
         raise RuntimeError(
-            f"{plan.image_id(category)}: drew defect regions {sorted(scene.defect_masks)} "
+            f"{plan.image_id(scenario)}: drew defect regions {sorted(scene.defect_masks)} "
             f"for planned defects {sorted(plan.defects)}"
         )
     h, w = scene.image.shape[:2]
     return {
-        "image_id": plan.image_id(category),
-        "category": category,
-        "source": plan.source,
+        "image_id": plan.image_id(scenario),
+        "scenario": scenario,
+        "loco_folder": plan.loco_folder,
         "stem": plan.stem,
         "labels": labels,
         "n_defect_types": len(plan.defects),
-        "image_path": f"{category}/{plan.source}/{plan.stem}.png",
+        "image_path": f"{scenario}/{plan.loco_folder}/{plan.stem}.png",
         "mask_paths": mask_paths,
         "width": w,
         "height": h,

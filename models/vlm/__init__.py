@@ -3,31 +3,29 @@ difficulty-aware resampling, and batched inference. No Dagster here."""
 
 from models.vlm.encoding import PromptEncoder, PromptRequest
 from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
-from models.vlm.model import VisionLanguageModel, VLMConfig
-from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match, extract_answer, format_target
-from models.vlm.resampling import difficulty, group_probabilities
+from models.vlm.model import LoadedVLM, VLMConfig
+from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match
+from models.vlm.resampling import DIFFICULTY_COLUMNS, difficulty, group_probabilities
 from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl, ensure_tiny_qwen25vl
-from models.vlm.train import DIFFICULTY_COLUMNS, SAMPLE_COLUMNS, TrainConfig, TrainResult, train_lora
+from models.vlm.train import SAMPLE_COLUMNS, TrainConfig, TrainResult, train_lora
 
 __all__ = [
     "DIFFICULTY_COLUMNS",
     "SAMPLE_COLUMNS",
     "SYSTEM_PROMPT",
     "ImageFeatureCache",
+    "LoadedVLM",
     "PromptEncoder",
     "PromptRequest",
     "TinyQwenConfig",
     "TrainConfig",
     "TrainResult",
     "VLMConfig",
-    "VisionLanguageModel",
     "build_messages",
     "build_tiny_qwen25vl",
     "difficulty",
     "ensure_tiny_qwen25vl",
     "exact_answer_match",
-    "extract_answer",
-    "format_target",
     "generate",
     "generate_with_image_cache",
     "group_probabilities",

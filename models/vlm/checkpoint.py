@@ -42,6 +42,8 @@ from peft import PeftModel, set_peft_model_state_dict
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from models.atomic import default_modes
+
 CHECKPOINT_FORMAT = 2
 COMPLETE = "COMPLETE"
 TRAINER_STATE = "trainer_state.pt"
@@ -134,6 +136,7 @@ def save_epoch_checkpoint(output_dir: Path, epoch: int, *, model: PeftModel, opt
     for name, table in tables.items():
         table.to_parquet(tmp / f"{name}.parquet", index=False)
     (tmp / COMPLETE).write_text(f"epoch {epoch}\n")
+    default_modes(tmp)  # the adapter's safetensors file is 0600 otherwise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
+from models.images import read_rgb
 from models.vlm.prompt import build_messages
 
 IGNORE_INDEX = -100
@@ -75,14 +75,18 @@ def image_shape_problem(width: int, height: int) -> str | None:
 
 
 def load_image(image: Any) -> Image.Image:
-    """A PIL RGB image from a PIL image or a path (one the processor would refuse is a ValueError naming it)."""
+    """A PIL RGB image from a PIL image or a path (one the processor would refuse is a ValueError naming it).
+
+    A path is read with :func:`models.images.read_rgb`, the reader grounding uses: the model sees the
+    pixels the cited boxes were measured on (EXIF orientation applied, 16-bit and grey converted alike).
+    """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    with Image.open(Path(image)) as opened:
-        problem = image_shape_problem(*opened.size)
-        if problem:
-            raise ValueError(f"image {image} {problem}")
-        return opened.convert("RGB")
+    pixels = read_rgb(image)
+    problem = image_shape_problem(pixels.shape[1], pixels.shape[0])
+    if problem:
+        raise ValueError(f"image {image} {problem}")
+    return Image.fromarray(pixels)
 
 
 class PromptEncoder:

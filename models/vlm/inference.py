@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from models.vlm.encoding import EncodedPrompt, PromptEncoder, PromptRequest, collate_for_generation, move_to
-from models.vlm.model import VisionLanguageModel, greedy_generation_config
+from models.vlm.model import LoadedVLM, greedy_generation_config
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def trim_generated(new_ids: torch.Tensor, stop_ids: set[int]) -> list[torch.Tens
 
 
 @torch.no_grad()
-def generate_ids(vlm: VisionLanguageModel, prompts: Sequence[EncodedPrompt], max_new_tokens: int,
+def generate_ids(vlm: LoadedVLM, prompts: Sequence[EncodedPrompt], max_new_tokens: int,
                  image_features: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Greedy continuation of already encoded prompts in one left-padded batch (KV cache on).
 
@@ -68,11 +68,11 @@ def generate_ids(vlm: VisionLanguageModel, prompts: Sequence[EncodedPrompt], max
     return trim_generated(new_ids, set(config.eos_token_id))
 
 
-def decode(vlm: VisionLanguageModel, ids: Sequence[torch.Tensor]) -> list[str]:
+def decode(vlm: LoadedVLM, ids: Sequence[torch.Tensor]) -> list[str]:
     return vlm.tokenizer.batch_decode([row.tolist() for row in ids], skip_special_tokens=True)
 
 
-def generate(vlm: VisionLanguageModel, requests: Sequence[PromptRequest], *, max_new_tokens: int = 256,
+def generate(vlm: LoadedVLM, requests: Sequence[PromptRequest], *, max_new_tokens: int = 256,
              batch_size: int = 8, progress: bool = False) -> list[str]:
     """Answers (``<think>…</think><answer>…</answer>`` text) to Fig. 3 prompts, greedy, in order."""
     encoder = PromptEncoder(vlm.processor)
@@ -93,7 +93,7 @@ class ImageFeatureCache:
     used by every request and stays, and a test image is done before the next one starts.
     """
 
-    def __init__(self, vlm: VisionLanguageModel, max_entries: int | None = None) -> None:
+    def __init__(self, vlm: LoadedVLM, max_entries: int | None = None) -> None:
         if max_entries is not None and max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.vlm = vlm
@@ -128,7 +128,7 @@ def _split_pixels(prompt: EncodedPrompt) -> list[tuple[torch.Tensor, torch.Tenso
     return [(p, prompt.image_grid_thw[i:i + 1]) for i, p in enumerate(pixels)]
 
 
-def generate_with_image_cache(vlm: VisionLanguageModel, requests: Sequence[PromptRequest], *,
+def generate_with_image_cache(vlm: LoadedVLM, requests: Sequence[PromptRequest], *,
                               max_new_tokens: int = 256, batch_size: int = 8,
                               cache: ImageFeatureCache | None = None, progress: bool = False) -> list[str]:
     """Like ``generate`` but every distinct image file goes through the vision tower once.

@@ -1,4 +1,7 @@
-"""``VisionLanguageModel``: a local Qwen2.5-VL checkpoint with its processor, ready to train or ask.
+"""``LoadedVLM``: a local Qwen2.5-VL checkpoint with its processor, ready to train or ask.
+
+The Dagster resource ``resources.vlm.VisionLanguageModel`` says *which* checkpoint and how to load
+it; ``LoadedVLM`` is the model in memory that its ``load()`` returns.
 
 Why a wrapper: every stage (fine-tuning, difficulty scoring, LAC inference, the in-context
 baseline) needs the same things decided the same way: which dtype and device, which attention
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +23,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
+
+from models.devices import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +39,10 @@ AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
 class VLMConfig:
     """How to load a checkpoint.
 
-    ``dtype="auto"`` means bf16 on CUDA and fp32 on CPU (CPUs have no fast bf16 matmul, and the
-    tests need exact fp32 arithmetic). ``device="auto"`` means ``cuda:<LOCAL_RANK>`` when a GPU is
-    present, else CPU. ``min_pixels`` / ``max_pixels`` override the processor's resize bounds
-    (``None`` keeps the checkpoint's values; the paper uses native resolution).
+    ``dtype`` and ``device`` follow :mod:`models.devices` (``auto``: bf16 on a CUDA device that
+    supports it, fp32 otherwise; ``cuda:<LOCAL_RANK>`` when a GPU is present, else CPU).
+    ``min_pixels`` / ``max_pixels`` override the processor's resize bounds (``None`` keeps the
+    checkpoint's values; the paper uses native resolution).
     """
 
     dtype: DType = field(default="auto", metadata={"help": "auto = bf16 on CUDA, fp32 on CPU; or float32, "
@@ -51,22 +55,6 @@ class VLMConfig:
                                                                    "checkpoint's."})
     max_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
                                                                    "checkpoint's (the paper: native resolution)."})
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the local rank's GPU if there is one, else CPU."""
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 on CUDA, fp32 elsewhere."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -136,7 +124,7 @@ def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig
     )
 
 
-class VisionLanguageModel:
+class LoadedVLM:
     """A Qwen2.5-VL model (optionally with a LoRA adapter) and its processor on one device."""
 
     def __init__(self, model: PreTrainedModel | PeftModel, processor, config: VLMConfig, path: Path) -> None:
@@ -146,7 +134,7 @@ class VisionLanguageModel:
         self.path = path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: VLMConfig | None = None) -> VisionLanguageModel:
+    def from_pretrained(cls, path: str | Path, config: VLMConfig | None = None) -> LoadedVLM:
         """Load model and processor from a local checkpoint directory (never from the hub)."""
         config = config or VLMConfig()
         directory = check_checkpoint_dir(path)

@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from models.envelope import split_envelope
+
 SYSTEM_PROMPT = (
     "- Task: You need to answer questions based on the image uploaded.\n"
     "- Format: Your response should include a concise reasoning process and an accurate answer, "
@@ -29,13 +31,7 @@ INSTRUCTION = "On the test image, provide a concise reasoning and the correspond
 TEST_HEADER = "Test:\n- Input: "
 TEST_OUTPUT = "\n- Output:"
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 _WHITESPACE_RE = re.compile(r"\s+")
-
-
-def format_target(think: str, answer: str) -> str:
-    """The assistant text the model is trained to produce: ``<think>…</think><answer>…</answer>``."""
-    return f"<think>{think}</think><answer>{answer}</answer>"
 
 
 def build_messages(question: str, example_image: Any, example_target: str, test_image: Any) -> list[dict]:
@@ -57,12 +53,6 @@ def build_messages(question: str, example_image: Any, example_target: str, test_
     ]
 
 
-def extract_answer(text: str) -> str | None:
-    """Content of the first ``<answer>`` block (to the end of the text if it is unclosed), else None."""
-    match = _ANSWER_RE.search(text)
-    return match.group(1) if match else None
-
-
 def normalise_answer(answer: str) -> str:
     """Lower case, no whitespace, no trailing full stop: ``"[2, 1, 1]"`` equals ``"[2,1,1]"``."""
     return _WHITESPACE_RE.sub("", answer).lower().rstrip(".")
@@ -74,8 +64,8 @@ def exact_answer_match(sample: Mapping[str, Any], generated: str) -> bool:
     The lead plugs in the scenario's spec parser instead; this default keeps training usable without
     one. An output without an ``<answer>`` block is wrong.
     """
-    predicted = extract_answer(generated)
-    expected = extract_answer(str(sample["target"]))
+    predicted = split_envelope(generated).answer
+    expected = split_envelope(str(sample["target"])).answer
     if predicted is None or expected is None:
         return False
     return normalise_answer(predicted) == normalise_answer(expected)

@@ -18,6 +18,17 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+#: ``difficulty_scores``: one row per scored sample and epoch (Eq. 4's inputs and ``d_i``).
+DIFFICULTY_COLUMNS = ("epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty", "generated")
+DIFFICULTY_SCHEMA = pa.schema([
+    ("epoch", pa.int64()), ("sample_id", pa.string()), ("subquery_id", pa.string()), ("correct", pa.bool_()),
+    ("perplexity", pa.float64()), ("difficulty", pa.float64()), ("generated", pa.string()),
+])  # fmt: skip
+#: ``resampling_probabilities``: Eq. 5 per group (``subquery_id``, the default ``group_key``) after each epoch.
+PROBABILITY_COLUMNS = ("epoch", "subquery_id", "probability")
+PROBABILITY_SCHEMA = pa.schema([("epoch", pa.int64()), ("subquery_id", pa.string()), ("probability", pa.float64())])
 
 
 def difficulty(correct: Sequence[bool], perplexity: Sequence[float], alpha: float = 1.0,

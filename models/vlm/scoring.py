@@ -8,7 +8,8 @@ the labelled positions.
 
 Perplexity of a greedy output (Eq. 4's ``Perplexity(ŷ_i)``), as implemented:
 ``PPL_i = exp(mean NLL of the answer tokens of ŷ_i)``, where the answer tokens are the generated
-tokens overlapping the text between ``<answer>`` and ``</answer>`` (to the end if unclosed), scored
+tokens overlapping the first answer block (:func:`models.envelope.split_envelope`: the text between
+``<answer>`` and ``</answer>`` outside the reasoning, to the end if unclosed), scored
 by a teacher-forced pass over prompt + greedy output under the current model (eval mode). If the
 output has no ``<answer>`` block, or an empty one, all generated tokens count (the end token only
 if nothing else was generated).
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from peft import PeftModel
 from torch import nn
 
+from models.envelope import split_envelope
 from models.vlm.encoding import (
     IGNORE_INDEX,
     EncodedExample,
@@ -36,11 +38,9 @@ from models.vlm.encoding import (
     request_from_row,
 )
 from models.vlm.inference import decode, generate_ids
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 
 AnswerChecker = Callable[[Mapping[str, Any], str], bool]
-
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 
 class TargetTokenNLL(nn.Module):
@@ -83,12 +83,9 @@ def answer_positions(token_texts: Sequence[str], ends_with_stop: bool) -> torch.
         return mask
     ends = torch.tensor([len(t) for t in token_texts[:content]]).cumsum(0)
     starts = ends - torch.tensor([len(t) for t in token_texts[:content]])
-    text = "".join(token_texts[:content])
-    open_at = text.find(ANSWER_OPEN)
-    if open_at >= 0:
-        begin = open_at + len(ANSWER_OPEN)
-        close_at = text.find(ANSWER_CLOSE, begin)
-        end = close_at if close_at >= 0 else len(text)
+    span = split_envelope("".join(token_texts[:content])).answer_span
+    if span is not None:
+        begin, end = span
         mask[:content] = (starts < end) & (ends > begin)
     if not mask.any():
         mask[:content] = True
@@ -103,7 +100,7 @@ class SampleScore:
 
 
 @torch.no_grad()
-def score_rows(vlm: VisionLanguageModel, nll_module: TargetTokenNLL, encoder: PromptEncoder,
+def score_rows(vlm: LoadedVLM, nll_module: TargetTokenNLL, encoder: PromptEncoder,
                rows: Sequence[Mapping[str, Any]], answer_checker: AnswerChecker, max_new_tokens: int,
                autocast: Callable[[], AbstractContextManager] = nullcontext) -> list[SampleScore]:
     """Greedy-generate each row's answer, check it, and measure its answer perplexity (one batch)."""

@@ -42,6 +42,8 @@ from transformers import (
 )
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+from models.atomic import default_modes
+from models.envelope import format_target
 from models.vlm.prompt import CASE_HEADER, CASE_OUTPUT, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER, TEST_OUTPUT
 
 logger = logging.getLogger(__name__)
@@ -167,7 +169,7 @@ def tokenizer_corpus(seed: int = 0, n_samples: int = 400) -> Iterator[str]:
         "<|im_start|>assistant\n{t}<|im_end|>\nYou are a helpful assistant."
     )
     for i in range(n_samples):
-        target = f"<think>{_reasoning_text(rng)}</think><answer>{_answer_text(rng)}</answer>"
+        target = format_target(_reasoning_text(rng), _answer_text(rng))
         yield frame.format(q=_QUESTIONS[i % len(_QUESTIONS)], t=target)
 
 
@@ -302,6 +304,7 @@ def build_tiny_qwen25vl(out_dir: str | Path, seed: int = 0, config: TinyQwenConf
         n_parameters = sum(p.numel() for p in model.parameters())
         (tmp / "README.md").write_text(_model_card(config, seed, n_parameters))
         (tmp / BUILD_MARKER).write_text(json.dumps(_build_record(seed, config), sort_keys=True))
+        default_modes(tmp)  # mkdtemp makes 0700, safetensors 0600: another user or pod must read the model
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -64,6 +64,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from models.atomic import default_modes
+from models.devices import resolve_device
 from models.vlm.checkpoint import (
     capture_rng_state,
     complete_checkpoints,
@@ -82,9 +84,14 @@ from models.vlm.encoding import (
     move_to,
     request_from_row,
 )
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_device
+from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.prompt import exact_answer_match
-from models.vlm.resampling import difficulty, group_probabilities, resampled_epoch_order, uniform_epoch_order
+from models.vlm.resampling import (
+    difficulty,
+    group_probabilities,
+    resampled_epoch_order,
+    uniform_epoch_order,
+)
 from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
@@ -95,7 +102,6 @@ key (`models.vlm.fine_tuning.run_key`), so runs of the old code are not resumed,
 code version, so the retraining schedule starts a run."""
 SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
                   "example_target")
-DIFFICULTY_COLUMNS = ("epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty", "generated")
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 StepCallback = Callable[[int, nn.Module], None]
@@ -376,7 +382,7 @@ def steps_per_epoch(n_samples: int, config: TrainConfig, world_size: int) -> int
 class Trainer:
     """State of one run; ``train_lora`` is the entry point."""
 
-    def __init__(self, vlm: VisionLanguageModel, samples: pd.DataFrame, config: TrainConfig, output_dir: Path,
+    def __init__(self, vlm: LoadedVLM, samples: pd.DataFrame, config: TrainConfig, output_dir: Path,
                  answer_checker: AnswerChecker, ctx: DistContext, progress_callback: ProgressCallback | None,
                  step_callback: StepCallback | None) -> None:
         self.vlm, self.samples, self.config, self.output_dir = vlm, samples, config, output_dir
@@ -584,6 +590,7 @@ class Trainer:
             tmp = self.output_dir / ".final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             self.model.save_pretrained(tmp, safe_serialization=True)
+            default_modes(tmp)  # safetensors writes 0600: the adapter is read by other users and pods
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
         self.ctx.barrier()
@@ -615,7 +622,7 @@ def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig
         if ctx.is_main:
             output.mkdir(parents=True, exist_ok=True)
         seed_everything(config.seed)
-        vlm = VisionLanguageModel.from_pretrained(model_dir, model_config)
+        vlm = LoadedVLM.from_pretrained(model_dir, model_config)
         trainer = Trainer(vlm, samples, config, output, answer_checker, ctx, progress_callback, step_callback)
         start_epoch = trainer.resume_or_start(resume)
         trainer.run(start_epoch)

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from models.envelope import format_target
 from models.evaluation.predict import Question
-from models.loco import scan_category
+from models.loco import scan_loco_scenario
 from models.spec import ScenarioSpec, format_answer
 from models.split import SplitConfig, loco_fc_split
-from models.vlm.prompt import format_target
 from tests.loco_tree import LOGICAL_CLASSES, TreeSpec, build_tree
 
 SIZE = (64, 48)
@@ -40,7 +40,7 @@ def small_tree(root: Path, scenario: str, *, singles_per_class: int = 1, train_g
 
 def split_frame(root: Path, scenario: str, train_ratio: float = 0.5) -> pd.DataFrame:
     """What ``loco_fc_split`` would store for the tree."""
-    return loco_fc_split(scan_category(root, scenario), SplitConfig(train_ratio=train_ratio))
+    return loco_fc_split(scan_loco_scenario(root, scenario), SplitConfig(train_ratio=train_ratio))
 
 
 def cot_table(spec: ScenarioSpec, split: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def cot_table(spec: ScenarioSpec, split: pd.DataFrame) -> pd.DataFrame:
                 "sample_id": f"{image.image_id}#{sub.id}", "image_id": image.image_id,
                 "image_path": image.image_path, "scenario": spec.scenario, "subquery_id": sub.id,
                 "question": sub.text, "think": think, "answer": answer, "target": format_target(think, answer),
-                "reasoning_type": sub.reasoning_type, "source": "original", "labels": list(image.labels),
+                "reasoning_type": sub.reasoning_type, "image_origin": "original", "labels": list(image.labels),
                 "answer_value": None, "flagged": False, "flag_reason": None,
             })
     return pd.DataFrame(rows)
@@ -86,11 +86,11 @@ def random_adapter(model_dir: Path, target: Path, seed: int = 0) -> Path:
     import torch
     from peft import LoraConfig
 
-    from models.vlm.model import VisionLanguageModel
+    from models.vlm.model import LoadedVLM
     from models.vlm.train import lora_target_regex
 
     torch.manual_seed(seed)
-    vlm = VisionLanguageModel.from_pretrained(model_dir)
+    vlm = LoadedVLM.from_pretrained(model_dir)
     targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     vlm.add_lora(LoraConfig(r=4, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
                             target_modules=lora_target_regex(targets, ())))

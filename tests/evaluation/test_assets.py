@@ -17,12 +17,13 @@ from sklearn.metrics import f1_score
 from assets.ablation import lac_ablation
 from assets.evaluation import lac_metrics, lac_predictions, lac_report
 from assets.split import loco_fc_split
+from models.atomic import write_parquet_atomic
 from models.objects import object_from_mask, objects_to_frame
 from models.spec import get_spec
 from models.storage import StorageLayout
 from resources.llm import ChatEndpoint
 from resources.loco import LocoDataset
-from resources.parquet_io import ParquetIOManager, write_parquet_atomic
+from resources.parquet_io import ParquetIOManager
 from resources.partitions import SCENARIO_SPECS, scenario_partitions
 from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from models.atomic import write_parquet_atomic
 from models.spec import get_spec
 from models.storage import StorageLayout
 from pipelines.classify import EXIT_BAD_INPUT, main
-from resources.parquet_io import write_parquet_atomic
 from tests.cli_helpers import assert_one_line_error, read_only, run_cli
 from tests.evaluation.helpers import cot_table, split_frame
 from tests.loco_tree import png_header_only

@@ -14,11 +14,12 @@ from dagster._core.test_utils import instance_for_test
 
 from assets.evaluation import lac_predictions
 from assets.split import loco_fc_split
+from models.atomic import write_parquet_atomic
 from models.spec import get_spec
 from models.vlm.prompt import CASE_HEADER, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER
 from resources.llm import ChatEndpoint, chat_endpoint_from_env
 from resources.loco import LocoDataset
-from resources.parquet_io import ParquetIOManager, write_parquet_atomic
+from resources.parquet_io import ParquetIOManager
 from resources.partitions import scenario_partitions
 from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel

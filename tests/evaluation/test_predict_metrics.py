@@ -168,9 +168,9 @@ def test_examples_are_one_normal_training_image_chosen_deterministically() -> No
             for k, question in enumerate([f"Paraphrase of {sub.id}?", sub.text]):
                 rows.append({"sample_id": f"{image}#{sub.id}#{k}", "image_id": image, "image_path": f"/{image}.png",
                              "scenario": "pushpins", "subquery_id": sub.id, "question": question,
-                             "target": f"{image} {sub.id} {k}", "source": "original", "labels": labels,
+                             "target": f"{image} {sub.id} {k}", "image_origin": "original", "labels": labels,
                              "flagged": flagged})
-    rows.append({**rows[0], "sample_id": "aug", "image_id": "pushpins/train/good/000", "source": "augmented"})
+    rows.append({**rows[0], "sample_id": "aug", "image_id": "pushpins/train/good/000", "image_origin": "augmented"})
     cot = pd.DataFrame(rows)
     examples = select_examples(cot.sample(frac=1, random_state=3), PUSHPINS)
     assert {e.image_id for e in examples.values()} == {"pushpins/train/good/002"}

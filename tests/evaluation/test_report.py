@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.atomic import write_parquet_atomic
 from models.evaluation import build_questions, image_report, predict, scenario_report, select_examples
 from models.objects import object_from_mask, objects_to_frame
 from models.spec import get_spec
 from pipelines.report import EXIT_BAD_INPUT, main
-from resources.parquet_io import write_parquet_atomic
 from tests.cli_helpers import REPO, assert_one_line_error, read_only, run_cli
 from tests.evaluation.helpers import ScriptedModel, cot_table, split_frame
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from models.evaluation import build_questions, local_answerer, predict, select_examples
 from models.spec import get_spec
-from models.vlm import VisionLanguageModel, generate
+from models.vlm import LoadedVLM, generate
 from tests.evaluation.helpers import cot_table, split_frame
 
 SPEC = get_spec("pushpins")
@@ -17,7 +17,7 @@ def test_shared_features_equal_one_at_a_time(tiny_model_dir, random_adapter_dir,
     test = split[split["split"] == "test"]
     questions = build_questions(test, SPEC, select_examples(cot_table(SPEC, split), SPEC))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
     vlm.load_adapter(random_adapter_dir)
 
     def one_at_a_time(qs):

@@ -15,7 +15,7 @@ from models.grounding import ALL_LABELS, GroundingBackend, GroundingConfig, Obje
 from models.grounding.evaluate import GeneratedEvaluation
 from models.objects import ImageObject, object_from_mask
 from models.spec import ScenarioSpec
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
 TARGET = 0.9  # issue 4's acceptance: precision, recall and normal-image count accuracy
 
@@ -61,9 +61,9 @@ class FakeBackend(GroundingBackend):
 
 
 def generate_all(out: Path, config: GeneratorConfig) -> Path:
-    """Every generated category with ``config`` under ``out``."""
-    for category in CATEGORIES:
-        ensure_generated(category, out, config)
+    """Every generated scenario with ``config`` under ``out``."""
+    for scenario in SCENARIOS:
+        ensure_generated(scenario, out, config)
     return out
 
 

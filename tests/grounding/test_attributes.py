@@ -34,7 +34,7 @@ from models.grounding.evaluate import PERTURBATIONS, AttributeCheck, check_attri
 from models.objects import object_from_mask
 from models.spec import load_specs, spec_from_dict
 from models.split import normal_training_ids
-from models.synth import CATEGORIES, GeneratorConfig
+from models.synth import SCENARIOS, GeneratorConfig
 from tests.spec.helpers import DATA
 
 # Six normal training images to calibrate on, one image per logical class and combination: ~25 per scenario.
@@ -55,7 +55,7 @@ def _check(generated: Path, scenario: str, perturbation: str = "none") -> Attrib
     return check_attribute_stage(generated, SPECS[scenario], perturbation)
 
 
-@pytest.mark.parametrize("scenario", CATEGORIES)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_attributes_agree_with_the_truth_under_perturbations(generated: Path, scenario: str) -> None:
     """The generator's masks without attributes, eroded or dilated by 2 px, lit x 0.8 / x 1.2, noisy:
     every declared attribute agrees with the generator's truth on at least 98 % of the objects."""

@@ -26,7 +26,7 @@ from models.grounding.evaluate import GeneratedEvaluation, evaluate_generated, l
 from models.grounding.recipes.screw_bag import NUT_MIN_HUE, _is_nut
 from models.objects import objects_to_frame, rle_decode
 from models.spec import load_specs
-from models.synth import CATEGORIES, GeneratorConfig
+from models.synth import SCENARIOS, GeneratorConfig
 
 # One image per logical class and multi combo, a few normal ones: ~90 images, a few seconds to make.
 SMALL = GeneratorConfig(train_good=2, validation_good=0, test_good=2, per_logical_class=1, per_multi_combo=1,
@@ -51,10 +51,10 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluations(backend: ClassicalBackend, small_set: Path) -> dict[str, GeneratedEvaluation]:
-    return {c: evaluate_generated(backend, small_set, SPECS[c]) for c in CATEGORIES}
+    return {c: evaluate_generated(backend, small_set, SPECS[c]) for c in SCENARIOS}
 
 
-@pytest.mark.parametrize("scenario", CATEGORIES)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_precision_recall_and_counts(evaluations: dict[str, GeneratedEvaluation], scenario: str) -> None:
     assert_acceptance(evaluations[scenario], SPECS[scenario])
 
@@ -111,7 +111,7 @@ def test_fingerprint_lists_only_its_own_settings() -> None:
 
 def test_works_at_scale_half(backend: ClassicalBackend, tmp_path_factory: pytest.TempPathFactory) -> None:
     out = generate_all(tmp_path_factory.mktemp("classical_large"), LARGE)
-    for scenario in CATEGORIES:
+    for scenario in SCENARIOS:
         evaluation = evaluate_generated(backend, out, SPECS[scenario])
         assert_acceptance(evaluation, SPECS[scenario])
         assert (evaluation.attributes["accuracy"] >= TARGET).all(), evaluation.attributes.to_string()
@@ -164,7 +164,7 @@ def test_robust_to_lighting_and_noise_beyond_the_generators(
 ) -> None:
     """The generator's gain varies by ±6 % and its noise has σ 2.5; recipes hold well past that."""
     rng = np.random.default_rng(0)
-    for scenario in CATEGORIES:
+    for scenario in SCENARIOS:
         images = loco_fc_images(small_set, scenario)
         queries = queries_from_spec(SPECS[scenario])
         frames = []

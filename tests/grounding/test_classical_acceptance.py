@@ -8,7 +8,7 @@ from grounding_helpers import TARGET, assert_acceptance, generate_all
 from models.grounding import GroundingConfig, build_backend
 from models.grounding.evaluate import evaluate_generated
 from models.spec import load_specs
-from models.synth import CATEGORIES, GeneratorConfig
+from models.synth import SCENARIOS, GeneratorConfig
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_acceptance_on_the_default_generated_data(tmp_path) -> None:
     out = generate_all(tmp_path, GeneratorConfig())
     backend = build_backend(GroundingConfig(backend="classical"))
     specs = load_specs(None)
-    for scenario in CATEGORIES:
+    for scenario in SCENARIOS:
         evaluation = evaluate_generated(backend, out, specs[scenario])
         assert_acceptance(evaluation, specs[scenario])
         assert (evaluation.attributes["accuracy"] >= TARGET).all(), evaluation.attributes.to_string()

@@ -48,7 +48,7 @@ def test_classical_grounding_assets_end_to_end(tmp_path) -> None:
     # the normal training images; the calibration travels with the table and is shown in the metadata.
     calibration = meta["attribute_calibration"].value
     assert calibration["scenario"] == "splicing_connectors"
-    assert calibration["images"] == int((split["source"] == "train/good").sum())
+    assert calibration["images"] == int((split["loco_folder"] == "train/good").sum())
     assert set(calibration["values"]) == {"connector", "cable"}
     assert calibration_of(table).to_dict() == calibration
     for row in table.itertuples():

@@ -23,16 +23,16 @@ SCALE = 0.25
 
 
 @cache
-def scene(category: str, seed: int = 0, defects: tuple[str, ...] = ()) -> Scene:
-    """One generated image of ``category`` at the default scale (cached: scenes are immutable here)."""
-    return render(category, np.random.default_rng(seed), image_size(category, SCALE), frozenset(defects))
+def scene(scenario: str, seed: int = 0, defects: tuple[str, ...] = ()) -> Scene:
+    """One generated image of ``scenario`` at the default scale (cached: scenes are immutable here)."""
+    return render(scenario, np.random.default_rng(seed), image_size(scenario, SCALE), frozenset(defects))
 
 
-def parent(category: str, seed: int = 0, defects: tuple[str, ...] = ()) -> Parent:
+def parent(scenario: str, seed: int = 0, defects: tuple[str, ...] = ()) -> Parent:
     """A training image built from a generated scene, its annotations standing in for grounding."""
-    drawn = scene(category, seed, defects)
+    drawn = scene(scenario, seed, defects)
     labels = list(defects) or ["normal"]
-    return parent_of(get_spec(category), f"{category}/train/good/{seed:03d}", drawn.image, labels,
+    return parent_of(get_spec(scenario), f"{scenario}/train/good/{seed:03d}", drawn.image, labels,
                      list(drawn.objects))
 
 

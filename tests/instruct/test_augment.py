@@ -19,13 +19,11 @@ from models.instruct.augment import (
     edit_object,
     editable_labels,
     h_disagreements,
-    objects_from_json,
-    objects_to_json,
     reground_agreement,
     relabel,
     valid_label_set,
 )
-from models.objects import object_from_mask
+from models.objects import object_from_mask, objects_from_json, objects_to_json
 from models.spec import get_spec, measure
 from tests.instruct.instruct_helpers import NUT_HUE, PIN_HUE, WASHER_HUE, count_saturated, parent
 

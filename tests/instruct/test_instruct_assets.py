@@ -64,7 +64,7 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
     assert aug["label_changed"].any()
 
     cot = pd.read_parquet(storage / "cot_dataset/pushpins.parquet")
-    assert set(cot["source"]) == {"original", "augmented"}
+    assert set(cot["image_origin"]) == {"original", "augmented"}
     assert len(cot) == 4 * (len(aug) + (split["split"] == "train").sum())
     lines = (storage / "cot_dataset/pushpins.jsonl").read_text().splitlines()
     assert len(lines) == len(cot) and json.loads(lines[0])["messages"][0]["role"] == "system"

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from models.instruct.paraphrase import (
     Paraphrase,
     dedup_key,
-    normalise,
     offline_paraphrases,
     paraphrase_subquery,
     parse_paraphrase_list,
     rejection_reason,
     select_valid,
 )
+from models.spec.invariants import normalise
 
 PUSHPINS = (
     "The box can be divided into three rows and five columns. What is the distribution of yellow "

@@ -49,10 +49,10 @@ def test_offline_paraphrases(tmp_path) -> None:
     result = _materialize(tmp_path, ChatEndpoint(cache_dir=str(tmp_path / "cache")))
     assert result.success
     table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
-    counts = table[table["source"] != "original"].groupby("subquery_id").size()
+    counts = table[table["paraphrase_source"] != "original"].groupby("subquery_id").size()
     assert set(counts.index) == {"row_1", "row_2", "row_3", "separators_complete"}
     assert counts.between(10, 20).all()
-    assert set(table["source"]) == {"original", "offline"}
+    assert set(table["paraphrase_source"]) == {"original", "offline"}
     assert all(c.passed for c in result.get_asset_check_evaluations())
 
 
@@ -73,7 +73,7 @@ def test_endpoint_retries_caches_and_keeps_the_key_secret(tmp_path, monkeypatch,
         assert server.calls == calls_after_first  # the second run is served from the cache
         assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in server.requests)
     table = pd.read_parquet(tmp_path / "storage/subquery_paraphrases/pushpins.parquet")
-    assert set(table["source"]) == {"original", "llm"} and set(table["model"].dropna()) == {"para-llm"}
+    assert set(table["paraphrase_source"]) == {"original", "llm"} and set(table["model"].dropna()) == {"para-llm"}
     usage = first.asset_materializations_for_node("subquery_paraphrases")[0].metadata["llm_usage"].value
     assert usage["requests"] == 6 and usage["retries"] == 2
     reused = second.asset_materializations_for_node("subquery_paraphrases")[0].metadata["llm_usage"].value

@@ -41,3 +41,23 @@ def test_an_unreadable_image_says_what_is_wrong(png: Path, damage: str, message:
     assert not isinstance(info.value, FileNotFoundError)
     assert str(info.value).startswith(f"image {png} ") and message in str(info.value)
     assert "re-materialize loco_fc_split" in str(info.value)
+
+
+def test_one_data_uri_encoder_for_metadata_reports_and_chat_requests(png: Path) -> None:
+    import base64
+    import io
+
+    from models.images import data_uri, image_data_uri
+    from models.llm import image_part
+    from resources.metadata import image_markdown
+
+    pixels = read_rgb(png)
+    uri = image_data_uri(pixels, max_width=200)
+    assert uri.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert np.array_equal(np.asarray(decoded), pixels)  # PNG: lossless, not shrunk below max_width
+    small = image_data_uri(pixels, max_width=40, fmt="jpeg")
+    assert small.startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(small.split(",", 1)[1]))).size == (40, 32)
+    assert f"]({image_data_uri(pixels, 480)})" in image_markdown(pixels, "caption")
+    assert image_part(png)["image_url"]["url"] == data_uri(png.read_bytes(), "image/png")

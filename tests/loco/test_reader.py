@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.loco import LocoFormatError, read_defects_config, scan_category
+from models.loco import LocoFormatError, read_defects_config, scan_loco_scenario
 from tests.loco_tree import TreeSpec, build_tree, png_header_only, truncate
 
 
@@ -20,23 +20,24 @@ def root(tmp_path):
 
 
 def test_valid_tree_reads_labels_from_masks(root) -> None:
-    category = scan_category(root, "pushpins")
-    logical = {im.image_id: im.labels for im in category.images if im.source == "test/logical_anomalies"}
+    found = scan_loco_scenario(root, "pushpins")
+    logical = {im.image_id: im.labels for im in found.images if im.loco_folder == "test/logical_anomalies"}
     assert logical["pushpins/test/logical_anomalies/000"] == ("a",)
     assert logical["pushpins/test/logical_anomalies/004"] == ("a", "b")
-    assert not category.excluded
+    assert not found.excluded
 
 
 def test_types_not_files_are_counted(root) -> None:
     extra = root / "pushpins/ground_truth/logical_anomalies/000/001.png"
     shutil.copy(root / "pushpins/ground_truth/logical_anomalies/000/000.png", extra)
-    image = next(im for im in scan_category(root, "pushpins").images if im.image_id.endswith("logical_anomalies/000"))
+    images = scan_loco_scenario(root, "pushpins").images
+    image = next(im for im in images if im.image_id.endswith("logical_anomalies/000"))
     assert image.labels == ("a",) and image.n_defect_types == 1 and len(image.mask_paths) == 2
 
 
 def test_missing_root(tmp_path) -> None:
     with pytest.raises(LocoFormatError, match=r"Folder missing: .*nowhere/pushpins.*LOGICLS_DATA_ROOT"):
-        scan_category(tmp_path / "nowhere", "pushpins")
+        scan_loco_scenario(tmp_path / "nowhere", "pushpins")
 
 
 @pytest.mark.parametrize("folder", ["train/good", "test/good", "test/logical_anomalies",
@@ -44,27 +45,27 @@ def test_missing_root(tmp_path) -> None:
 def test_missing_folder(root, folder: str) -> None:
     shutil.rmtree(root / "pushpins" / folder)
     with pytest.raises(LocoFormatError, match=rf"Folder missing: .*pushpins/{folder}\. An MVTec LOCO AD root"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 def test_anomalous_image_without_mask_folder(root) -> None:
     shutil.rmtree(root / "pushpins/ground_truth/logical_anomalies/001")
     with pytest.raises(LocoFormatError, match=r"Anomalous image .*logical_anomalies/001\.png has no mask folder "
                                               r".*ground_truth/logical_anomalies/001.*restore the folder"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 def test_empty_mask_folder(root) -> None:
     for f in (root / "pushpins/ground_truth/logical_anomalies/001").iterdir():
         f.unlink()
     with pytest.raises(LocoFormatError, match=r"logical_anomalies/001 holds no PNG files"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 def test_mask_size_differs_from_image(root) -> None:
     Image.fromarray(np.full((5, 5), 255, np.uint8)).save(root / "pushpins/ground_truth/logical_anomalies/002/000.png")
     with pytest.raises(LocoFormatError, match=r"Mask .*002/000\.png is 5x5 but its image .*002\.png is 12x8"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 IMAGE_003 = "test/logical_anomalies/003.png"
@@ -81,8 +82,8 @@ def test_a_file_that_does_not_decode_is_left_out_with_reason_and_fix(root, which
         truncate(target)
     else:
         png_header_only(target, 20000, 20000)
-    category = scan_category(root, "pushpins")
-    [excluded] = category.excluded
+    found = scan_loco_scenario(root, "pushpins")
+    [excluded] = found.excluded
     image = target if which != "mask" else root / "pushpins" / IMAGE_003
     assert excluded.image_path == image and excluded.unreadable_file == target
     assert str(target) in excluded.reason
@@ -91,8 +92,8 @@ def test_a_file_that_does_not_decode_is_left_out_with_reason_and_fix(root, which
     else:
         assert "does not decode" in excluded.reason and "restore it from the archive" in excluded.reason
     assert (f"its image {image} is left out" if which == "mask" else "it is left out") in excluded.reason
-    assert image not in {im.image_path for im in category.images}
-    assert len(category.images) == 3 + 2 + 5 - 1
+    assert image not in {im.image_path for im in found.images}
+    assert len(found.images) == 3 + 2 + 5 - 1
 
 
 def test_a_16_bit_mask_says_masks_must_be_8_bit(root) -> None:
@@ -100,7 +101,7 @@ def test_a_16_bit_mask_says_masks_must_be_8_bit(root) -> None:
     Image.fromarray(np.asarray(Image.open(mask)).astype(np.uint16) << 8).save(mask)
     assert Image.open(mask).mode.startswith("I")
     with pytest.raises(LocoFormatError, match=rf"Mask {mask} is a 16-bit PNG \(mode I;16\): masks must be 8-bit"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -113,7 +114,7 @@ def test_defects_config_values_name_the_file_and_entry(root, field: str, value: 
     config[1][field] = value
     path.write_text(json.dumps(config))
     with pytest.raises(LocoFormatError, match=rf"{path}, entry 1 \(b\): {message}"):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,7 @@ def test_malformed_defects_config(root, content: str, message: str) -> None:
     with pytest.raises(LocoFormatError, match=rf"{path}.*{message}"):
         read_defects_config(path)
     with pytest.raises(LocoFormatError, match=message):
-        scan_category(root, "pushpins")
+        scan_loco_scenario(root, "pushpins")
 
 
 def test_unknown_pixel_value_warns_and_excludes(root, caplog) -> None:
@@ -141,10 +142,10 @@ def test_unknown_pixel_value_warns_and_excludes(root, caplog) -> None:
     config = [e for e in json.loads(path.read_text()) if e["defect_name"] != "b"]
     path.write_text(json.dumps(config))
     with caplog.at_level(logging.WARNING, logger="models.loco"):
-        category = scan_category(root, "pushpins")
-    excluded = {e.image_path.name: e.unknown_pixel_values for e in category.excluded}
+        found = scan_loco_scenario(root, "pushpins")
+    excluded = {e.image_path.name: e.unknown_pixel_values for e in found.excluded}
     assert excluded == {"002.png": (254,), "003.png": (254,), "004.png": (254,)}
     assert "pixel value(s) [254] are not in defects_config.json" in caplog.text
     assert "logical_anomalies/002" in caplog.text
-    assert {im.image_path.name for im in category.images if im.source == "test/logical_anomalies"} == {
+    assert {im.image_path.name for im in found.images if im.loco_folder == "test/logical_anomalies"} == {
         "000.png", "001.png"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.loco import scan_category
+from models.loco import scan_loco_scenario
 from models.split import SplitConfig, loco_fc_split, split_counts, table_one_row
 from tests.loco_tree import LOGICAL_CLASSES, TABLE_I, TreeSpec, build_tree, real_sized_spec
 
@@ -20,7 +20,7 @@ def real_sized_root(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.parametrize("scenario", sorted(TABLE_I))
 def test_table_one_counts(real_sized_root, scenario: str) -> None:
-    frame = loco_fc_split(scan_category(real_sized_root, scenario), SplitConfig())
+    frame = loco_fc_split(scan_loco_scenario(real_sized_root, scenario), SplitConfig())
     got = table_one_row(frame)
     want = TABLE_I[scenario]
     assert got["train_normal"] == want["train_normal"]
@@ -31,13 +31,13 @@ def test_table_one_counts(real_sized_root, scenario: str) -> None:
     for label, group in single.groupby(single["labels"].str[0]):
         n_train = int((group["split"] == "train").sum())
         assert abs(n_train - 0.8 * len(group)) <= 1, (label, n_train, len(group))
-    assert set(frame["source"]) <= {"train/good", "test/good", "test/logical_anomalies"}
+    assert set(frame["loco_folder"]) <= {"train/good", "test/good", "test/logical_anomalies"}
     assert not frame["image_id"].duplicated().any()
     assert set(single["labels"].str[0]) == set(LOGICAL_CLASSES[scenario])
 
 
 def test_multi_anomaly_images_go_to_test_with_both_classes(real_sized_root) -> None:
-    frame = loco_fc_split(scan_category(real_sized_root, "screw_bag"), SplitConfig())
+    frame = loco_fc_split(scan_loco_scenario(real_sized_root, "screw_bag"), SplitConfig())
     multi = frame[frame["n_defect_types"] > 1]
     assert len(multi) == 24 and set(multi["split"]) == {"test"}
     assert {tuple(sorted(x)) for x in multi["labels"]} == {
@@ -48,24 +48,24 @@ def test_multi_anomaly_images_go_to_test_with_both_classes(real_sized_root) -> N
 
 def test_split_is_seeded_and_stratified(tmp_path) -> None:
     spec = TreeSpec("pushpins", ["a", "b"], single={"a": 10, "b": 5})
-    category = scan_category(build_tree(tmp_path, spec), "pushpins")
-    first = loco_fc_split(category, SplitConfig(seed=1))
-    pd.testing.assert_frame_equal(first, loco_fc_split(category, SplitConfig(seed=1)))
-    assert not first.equals(loco_fc_split(category, SplitConfig(seed=2)))
+    found = scan_loco_scenario(build_tree(tmp_path, spec), "pushpins")
+    first = loco_fc_split(found, SplitConfig(seed=1))
+    pd.testing.assert_frame_equal(first, loco_fc_split(found, SplitConfig(seed=1)))
+    assert not first.equals(loco_fc_split(found, SplitConfig(seed=2)))
     counts = split_counts(first)
     assert counts.loc["a"].tolist() == [8, 2] and counts.loc["b"].tolist() == [4, 1]
-    half = split_counts(loco_fc_split(category, SplitConfig(train_ratio=0.5)))
+    half = split_counts(loco_fc_split(found, SplitConfig(train_ratio=0.5)))
     assert half.loc["a"].tolist() == [5, 5]
 
 
 def test_columns_and_types(tmp_path) -> None:
     spec = TreeSpec("pushpins", ["a"], single={"a": 3}, multi=[(("a",), 0)])
-    frame = loco_fc_split(scan_category(build_tree(tmp_path, spec), "pushpins"), SplitConfig())
+    frame = loco_fc_split(scan_loco_scenario(build_tree(tmp_path, spec), "pushpins"), SplitConfig())
     assert list(frame.columns) == [
-        "image_id", "scenario", "split", "labels", "n_defect_types", "source", "image_path", "mask_paths",
+        "image_id", "scenario", "split", "labels", "n_defect_types", "loco_folder", "image_path", "mask_paths",
         "width", "height",
     ]
-    normal = frame[frame["source"] == "train/good"].iloc[0]
+    normal = frame[frame["loco_folder"] == "train/good"].iloc[0]
     assert list(normal["labels"]) == ["normal"] and list(normal["mask_paths"]) == []
     assert normal["image_id"] == "pushpins/train/good/000"
     anomalous = frame.set_index("image_id").loc["pushpins/test/logical_anomalies/002"]

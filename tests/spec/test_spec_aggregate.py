@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from models.instruct.paraphrase import rejection_reason
 from models.spec import (
     NORMAL,
     ParsedAnswer,
@@ -107,6 +108,10 @@ def test_every_class_names_its_evidence(specs):
             assert result.evidence[0].text().startswith(f"{label}: ")
 
 
+def missing_invariants_of(subquery, text):
+    return missing_invariants(text, paraphrase_invariants(subquery))
+
+
 def test_paraphrase_invariants(specs):
     row = specs["pushpins"].subquery("row_1")
     assert paraphrase_invariants(row) == [
@@ -123,8 +128,8 @@ def test_paraphrase_invariants(specs):
         "Split the box into 3 rows and 5 columns. How many yellow pushpins does each cell of the first "
         "row hold [n1, n2, n3, n4, n5]?"
     )
-    assert missing_invariants(row, good) == []
-    assert missing_invariants(row, "How are the pins spread over the top row of the box?") == [
+    assert missing_invariants_of(row, good) == []
+    assert missing_invariants_of(row, "How are the pins spread over the top row of the box?") == [
         "yellow pushpins",
         "first row",
         "pushpin",
@@ -135,20 +140,35 @@ def test_paraphrase_invariants(specs):
     ]
     fill = specs["juice_bottle"].subquery("fill_level")
     assert paraphrase_invariants(fill)[-3:] == ["just right", "too much", "too little"]
-    assert missing_invariants(fill, "Does the bottle hold too much or too little juice?") == ["just right"]
+    assert missing_invariants_of(fill, "Does the bottle hold too much or too little juice?") == ["just right"]
     washers = specs["screw_bag"].subquery("washers")
     assert paraphrase_invariants(washers) == ["washer"]
-    assert missing_invariants(washers, "Count the washers.") == []
+    assert missing_invariants_of(washers, "Count the washers.") == []
     long_screws = specs["screw_bag"].subquery("long_screws")
-    assert missing_invariants(long_screws, "How many screws are in the bag?") == ["long screws"]
+    assert missing_invariants_of(long_screws, "How many screws are in the bag?") == ["long screws"]
     colour = specs["splicing_connectors"].subquery("cable_colour_matches")
     assert {"2", "3", "5"} <= set(paraphrase_invariants(colour))
-    assert "3" in missing_invariants(colour, "Is the cable yellow for two clamps, blue for 4, red for five?")
+    assert "3" in missing_invariants_of(colour, "Is the cable yellow for two clamps, blue for 4, red for five?")
     assert (
-        missing_invariants(
+        missing_invariants_of(
             colour,
             "Is the cable's colour right for the connectors: yellow on 2-clamp, blue on 3-clamp, "
             "red on 5-clamp?",
         )
         == []
     )
+
+
+def test_one_checker_for_paraphrases_and_its_plural_rule(specs):
+    """The spec's check and the paraphraser's validator disagreed on this sentence: one stemmed
+    every word (accepted), the other allowed only an added plural (rejected). There is one checker
+    now, and its rule: an invariant may gain a plural ending, never lose one."""
+    long_screws = specs["screw_bag"].subquery("long_screws")
+    candidate = "How many long screw are in the bag?"
+    assert missing_invariants_of(long_screws, candidate) == ["long screws"]
+    assert rejection_reason(long_screws.text, candidate, paraphrase_invariants(long_screws)) == "lost 'long screws'"
+    assert missing_invariants("Count the long screws in the bag.", ["long screws"]) == []
+    assert missing_invariants("How many washers are there?", ["washer"]) == []  # a plural may be added
+    assert missing_invariants("Are the batteries in?", ["battery"]) == []
+    assert missing_invariants("Are the boxes closed?", ["box"]) == []
+    assert missing_invariants("Is the washer there?", ["washers"]) == ["washers"]  # never dropped

@@ -30,28 +30,28 @@ class Generated:
     def loco(self) -> Path:
         return self.out / "loco"
 
-    def images(self, category: str) -> pd.DataFrame:
-        return pd.read_parquet(self.out / "annotations" / f"{category}_images.parquet")
+    def images(self, scenario: str) -> pd.DataFrame:
+        return pd.read_parquet(self.out / "annotations" / f"{scenario}_images.parquet")
 
-    def objects(self, category: str) -> dict[str, list[ImageObject]]:
-        return objects_from_frame(pd.read_parquet(self.out / "annotations" / f"{category}.parquet"))
+    def objects(self, scenario: str) -> dict[str, list[ImageObject]]:
+        return objects_from_frame(pd.read_parquet(self.out / "annotations" / f"{scenario}.parquet"))
 
-    def defect_types(self, category: str, stem_dir: Path) -> set[str]:
+    def defect_types(self, scenario: str, stem_dir: Path) -> set[str]:
         """Decode an image's mask folder through defects_config.json: distinct pixel values → names."""
-        config = json.loads((self.loco / category / "defects_config.json").read_text())
+        config = json.loads((self.loco / scenario / "defects_config.json").read_text())
         names = {d["pixel_value"]: d["defect_name"] for d in config}
         values: set[int] = set()
         for mask in sorted(stem_dir.glob("*.png")):
             values |= set(np.unique(np.asarray(Image.open(mask))).tolist())
         return {names[v] for v in values - {0}}
 
-    def defect_mask(self, category: str, image_id: str, defect: str) -> np.ndarray:
+    def defect_mask(self, scenario: str, image_id: str, defect: str) -> np.ndarray:
         """The boolean region of ``defect`` in the image's ground-truth masks."""
-        config = json.loads((self.loco / category / "defects_config.json").read_text())
+        config = json.loads((self.loco / scenario / "defects_config.json").read_text())
         value = next(d["pixel_value"] for d in config if d["defect_name"] == defect)
         *_, kind, stem = image_id.split("/")  # e.g. pushpins/test/logical_anomalies/003
         region = None
-        for mask in sorted((self.loco / category / "ground_truth" / kind / stem).glob("*.png")):
+        for mask in sorted((self.loco / scenario / "ground_truth" / kind / stem).glob("*.png")):
             m = np.asarray(Image.open(mask)) == value
             region = m if region is None else region | m
         assert region is not None and region.any(), f"{image_id}: no {defect} region"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from models.objects import OBJECT_COLUMNS, ImageObject
-from models.synth import CATEGORIES
+from models.synth import SCENARIOS
 from models.synth.canvas import dilate
 from models.synth.scenes.screw_bag import LENGTHS
 from tests.synth.synth_helpers import Generated
@@ -40,13 +40,13 @@ NORMAL_COUNTS = {
 }
 
 
-def _by_class(generated: Generated, category: str) -> dict[str, list[tuple[str, list[ImageObject]]]]:
+def _by_class(generated: Generated, scenario: str) -> dict[str, list[tuple[str, list[ImageObject]]]]:
     """Class name → [(image_id, objects)] for good and single-anomaly logical images."""
-    images = generated.images(category)
-    objects = generated.objects(category)
+    images = generated.images(scenario)
+    objects = generated.objects(scenario)
     out: dict[str, list[tuple[str, list[ImageObject]]]] = {}
     for row in images.itertuples():
-        if row.source.endswith("structural_anomalies"):
+        if row.loco_folder.endswith("structural_anomalies"):
             continue
         out.setdefault("+".join(sorted(row.labels)), []).append((row.image_id, objects.get(row.image_id, [])))
     return out
@@ -56,15 +56,15 @@ def _count(objs: list[ImageObject], label: str) -> int:
     return sum(o.label == label for o in objs)
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_annotation_tables_follow_the_object_schema(generated: Generated, category: str) -> None:
-    frame = pd.read_parquet(generated.out / "annotations" / f"{category}.parquet")
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_annotation_tables_follow_the_object_schema(generated: Generated, scenario: str) -> None:
+    frame = pd.read_parquet(generated.out / "annotations" / f"{scenario}.parquet")
     assert list(frame.columns) == OBJECT_COLUMNS
-    images = generated.images(category)
+    images = generated.images(scenario)
     assert set(frame.image_id) <= set(images.image_id)
-    assert all(i.startswith(f"{category}/") for i in images.image_id)
+    assert all(i.startswith(f"{scenario}/") for i in images.image_id)
     h, w = images.loc[0, ["height", "width"]]
-    for objs in generated.objects(category).values():
+    for objs in generated.objects(scenario).values():
         for o in objs:
             m = o.mask()
             assert m.shape == (h, w) and m.sum() == o.area
@@ -72,23 +72,23 @@ def test_annotation_tables_follow_the_object_schema(generated: Generated, catego
             assert o.bbox == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_normal_images_have_the_normal_counts(generated: Generated, category: str) -> None:
-    normal = _by_class(generated, category)["normal"]
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_normal_images_have_the_normal_counts(generated: Generated, scenario: str) -> None:
+    normal = _by_class(generated, scenario)["normal"]
     assert len(normal) == 5  # train 2 + validation 1 + test 2
     for image_id, objs in normal:
         counts = Counter(o.label for o in objs)
-        for label, n in NORMAL_COUNTS[category].items():
+        for label, n in NORMAL_COUNTS[scenario].items():
             assert counts[label] == n, f"{image_id}: {label}"
-    if category == "breakfast_box":
+    if scenario == "breakfast_box":
         for image_id, objs in normal:
             chips, almonds = _count(objs, "banana chip"), _count(objs, "almond")
             assert 4 <= chips <= 6 and 4 <= almonds <= 6, image_id
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_objects_keep_apart_unless_one_lies_on_the_other(generated: Generated, category: str) -> None:
-    for objs in generated.objects(category).values():
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_objects_keep_apart_unless_one_lies_on_the_other(generated: Generated, scenario: str) -> None:
+    for objs in generated.objects(scenario).values():
         masks = [(o.label, o.mask()) for o in objs]
         for (la, ma), (lb, mb) in combinations(masks, 2):
             if (la, lb) in NESTED or (lb, la) in NESTED:

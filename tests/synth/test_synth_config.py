@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.synth import CATEGORIES, LOGICAL_DEFECTS, MULTI_COMBOS, GeneratorConfig
+from models.synth import LOGICAL_DEFECTS, MULTI_COMBOS, SCENARIOS, GeneratorConfig
 from models.synth.config import defects_config, pixel_values, structural_defects
 from models.synth.generate import image_count, plan_images
 
@@ -44,14 +44,14 @@ def test_config_is_frozen() -> None:
         GeneratorConfig().seed = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_vocabulary_matches_the_shipped_defects_config(category: str) -> None:
-    values = pixel_values(category)
-    assert len(set(values.values())) == len(values) == len(defects_config(category))
-    assert set(LOGICAL_DEFECTS[category]) <= set(values)
-    assert structural_defects(category)
-    for combo in MULTI_COMBOS[category]:
-        assert set(combo) <= set(LOGICAL_DEFECTS[category])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_vocabulary_matches_the_shipped_defects_config(scenario: str) -> None:
+    values = pixel_values(scenario)
+    assert len(set(values.values())) == len(values) == len(defects_config(scenario))
+    assert set(LOGICAL_DEFECTS[scenario]) <= set(values)
+    assert structural_defects(scenario)
+    for combo in MULTI_COMBOS[scenario]:
+        assert set(combo) <= set(LOGICAL_DEFECTS[scenario])
 
 
 def test_logical_type_counts_match_the_paper() -> None:
@@ -62,11 +62,11 @@ def test_logical_type_counts_match_the_paper() -> None:
 
 def test_default_plan_gives_every_class_ten_single_anomaly_images() -> None:
     config = GeneratorConfig()
-    counts = {c: image_count(c, config) for c in CATEGORIES}
+    counts = {c: image_count(c, config) for c in SCENARIOS}
     assert counts == {
         "breakfast_box": 22 + 170 + 2, "juice_bottle": 22 + 110 + 3 + 2, "pushpins": 22 + 40 + 3 + 2,
         "screw_bag": 22 + 160 + 12 + 2, "splicing_connectors": 22 + 130 + 2,
     }  # fmt: skip
-    for category in CATEGORIES:
-        singles = [p.logical[0] for p in plan_images(category, config) if len(p.logical) == 1]
-        assert {singles.count(d) for d in LOGICAL_DEFECTS[category]} == {10}
+    for scenario in SCENARIOS:
+        singles = [p.logical[0] for p in plan_images(scenario, config) if len(p.logical) == 1]
+        assert {singles.count(d) for d in LOGICAL_DEFECTS[scenario]} == {10}

@@ -8,10 +8,12 @@ import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from models.synth import CATEGORIES, GeneratorConfig, ensure_generated, generate_category, is_current
+from models.synth import SCENARIOS, GeneratorConfig, ensure_generated, generate_scenario, is_current
 from models.synth.__main__ import main
+from models.synth.generate import GENERATOR_VERSION, IMAGE_COLUMNS
 from tests.synth.synth_helpers import Generated
 
 TINY = GeneratorConfig(
@@ -34,16 +36,16 @@ def _stats(out: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_one_seed_gives_identical_files(generated: Generated, tmp_path: Path) -> None:
-    # Reverse order: a category's files do not depend on which categories were generated before it.
-    for category in reversed(CATEGORIES):
-        generate_category(category, tmp_path, generated.config)
+    # Reverse order: a scenario's files do not depend on which scenarios were generated before it.
+    for scenario in reversed(SCENARIOS):
+        generate_scenario(scenario, tmp_path, generated.config)
     first, second = _hashes(generated.out), _hashes(tmp_path)
     assert len(first) > 300
     assert first == second
 
 
 def test_another_seed_gives_other_images(generated: Generated, tmp_path: Path) -> None:
-    generate_category("pushpins", tmp_path, replace(generated.config, seed=generated.config.seed + 1))
+    generate_scenario("pushpins", tmp_path, replace(generated.config, seed=generated.config.seed + 1))
     first, second = _hashes(generated.out), _hashes(tmp_path)
     images = [
         k
@@ -77,6 +79,21 @@ def test_ensure_generated_regenerates_for_a_new_config(tmp_path: Path) -> None:
     assert is_current("juice_bottle", tmp_path, other) and not is_current("juice_bottle", tmp_path, TINY)
 
 
+def test_tables_say_scenario_and_loco_folder_and_an_older_version_is_regenerated(tmp_path: Path) -> None:
+    ensure_generated("juice_bottle", tmp_path, TINY)
+    images = pd.read_parquet(tmp_path / "annotations" / "juice_bottle_images.parquet")
+    assert list(images.columns) == IMAGE_COLUMNS
+    assert {"scenario", "loco_folder"} <= set(images.columns) and not {"category", "source"} & set(images.columns)
+    manifest_path = tmp_path / "manifest" / "juice_bottle.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["scenario"] == "juice_bottle" and manifest["version"] == GENERATOR_VERSION
+    # A tree written by the generator before the columns were renamed (version 1) is regenerated.
+    manifest_path.write_text(json.dumps({**manifest, "version": "1"}))
+    assert not is_current("juice_bottle", tmp_path, TINY)
+    ensure_generated("juice_bottle", tmp_path, TINY)
+    assert json.loads(manifest_path.read_text())["version"] == GENERATOR_VERSION
+
+
 def test_ensure_generated_repairs_a_changed_tree(tmp_path: Path) -> None:
     ensure_generated("juice_bottle", tmp_path, TINY)
     before = _hashes(tmp_path)
@@ -103,18 +120,18 @@ def test_concurrent_callers_share_one_tree(tmp_path: Path) -> None:
 
 def test_empty_sources_still_have_their_folders(tmp_path: Path) -> None:
     config = replace(TINY, validation_good=0, structural=0)
-    root = generate_category("pushpins", tmp_path, config) / "pushpins"
+    root = generate_scenario("pushpins", tmp_path, config) / "pushpins"
     assert (root / "validation" / "good").is_dir() and not list((root / "validation" / "good").iterdir())
     assert (root / "ground_truth" / "structural_anomalies").is_dir()
 
 
-def test_unknown_category_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown category 'bottles'.*breakfast_box"):
+def test_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown scenario 'bottles'.*breakfast_box"):
         ensure_generated("bottles", tmp_path, TINY)
 
 
 def test_cli_generates_and_reuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--out", str(tmp_path), "--categories", "pushpins", "--scale", "0.1", "--seed", "5"]
+    args = ["--out", str(tmp_path), "--scenarios", "pushpins", "--scale", "0.1", "--seed", "5"]
     args += ["--train-good", "1", "--validation-good", "1", "--test-good", "1", "--per-logical-class", "1"]
     args += ["--per-multi-combo", "1", "--structural", "1"]
     assert main(args) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.synth import CATEGORIES, LOGICAL_DEFECTS, MULTI_COMBOS
+from models.synth import LOGICAL_DEFECTS, MULTI_COMBOS, SCENARIOS
 from models.synth.config import defects_config_bytes, image_size, structural_defects
 from tests.synth.synth_helpers import Generated
 
@@ -26,9 +26,9 @@ def _stems(folder) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.png"))
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_layout_is_exactly_loco(generated: Generated, category: str) -> None:
-    root = generated.loco / category
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_layout_is_exactly_loco(generated: Generated, scenario: str) -> None:
+    root = generated.loco / scenario
     assert sorted(p.name for p in root.iterdir()) == [
         "defects_config.json",
         "ground_truth",
@@ -43,10 +43,10 @@ def test_layout_is_exactly_loco(generated: Generated, category: str) -> None:
     ]
     assert [p.name for p in (root / "train").iterdir()] == ["good"]
     assert [p.name for p in (root / "validation").iterdir()] == ["good"]
-    assert (root / "defects_config.json").read_bytes() == defects_config_bytes(category)
+    assert (root / "defects_config.json").read_bytes() == defects_config_bytes(scenario)
     for source in SOURCES:
         stems = _stems(root / source)
-        assert stems, f"{category}/{source} is empty"
+        assert stems, f"{scenario}/{source} is empty"
         assert all(re.fullmatch(r"\d{3}", s) for s in stems)
         assert stems == [f"{i:03d}" for i in range(len(stems))], "names run from 000 without gaps"
         assert all(p.suffix == ".png" for p in (root / source).iterdir())
@@ -57,10 +57,10 @@ def test_layout_is_exactly_loco(generated: Generated, category: str) -> None:
         assert sorted(p.name for p in (gt / kind).iterdir()) == _stems(root / "test" / kind)
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_images_and_masks_have_loco_formats(generated: Generated, category: str) -> None:
-    root = generated.loco / category
-    h, w = image_size(category, generated.config.scale)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_images_and_masks_have_loco_formats(generated: Generated, scenario: str) -> None:
+    root = generated.loco / scenario
+    h, w = image_size(scenario, generated.config.scale)
     for png in root.glob("*/*/*.png"):
         with Image.open(png) as im:
             assert im.mode == "RGB" and im.size == (w, h), png
@@ -83,29 +83,29 @@ def test_default_sizes_are_the_real_sizes_times_scale_rounded_to_even() -> None:
     assert image_size("pushpins", 1.0) == (1000, 1700)
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_every_logical_type_and_multi_combo_is_rendered(generated: Generated, category: str) -> None:
-    logical = generated.loco / category / "ground_truth" / "logical_anomalies"
-    found = [frozenset(generated.defect_types(category, d)) for d in sorted(logical.iterdir())]
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_logical_type_and_multi_combo_is_rendered(generated: Generated, scenario: str) -> None:
+    logical = generated.loco / scenario / "ground_truth" / "logical_anomalies"
+    found = [frozenset(generated.defect_types(scenario, d)) for d in sorted(logical.iterdir())]
     singles = {next(iter(t)) for t in found if len(t) == 1}
-    assert singles == set(LOGICAL_DEFECTS[category])
+    assert singles == set(LOGICAL_DEFECTS[scenario])
     multis = {t for t in found if len(t) > 1}
-    assert multis == {frozenset(c) for c in MULTI_COMBOS[category]}
-    per_type = {d: sum(t == {d} for t in found) for d in LOGICAL_DEFECTS[category]}
+    assert multis == {frozenset(c) for c in MULTI_COMBOS[scenario]}
+    per_type = {d: sum(t == {d} for t in found) for d in LOGICAL_DEFECTS[scenario]}
     assert set(per_type.values()) == {generated.config.per_logical_class}
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_masks_decode_to_the_labels_of_the_image_table(generated: Generated, category: str) -> None:
-    images = generated.images(category)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_masks_decode_to_the_labels_of_the_image_table(generated: Generated, scenario: str) -> None:
+    images = generated.images(scenario)
     for row in images.itertuples():
         labels = set(row.labels)
-        if row.source.endswith("good"):
+        if row.loco_folder.endswith("good"):
             assert labels == {"normal"} and len(row.mask_paths) == 0
             continue
-        kind = row.source.split("/")[-1]
+        kind = row.loco_folder.split("/")[-1]
         decoded = generated.defect_types(
-            category, generated.loco / category / "ground_truth" / kind / row.stem
+            scenario, generated.loco / scenario / "ground_truth" / kind / row.stem
         )
         assert decoded == labels, row.image_id
         assert row.n_defect_types == len(labels)
@@ -113,15 +113,15 @@ def test_masks_decode_to_the_labels_of_the_image_table(generated: Generated, cat
         assert all((generated.loco / p).is_file() for p in row.mask_paths)
         assert (generated.loco / row.image_path).is_file()
         if kind == "structural_anomalies":
-            assert labels <= set(structural_defects(category))
+            assert labels <= set(structural_defects(scenario))
         json.loads(row.scene)
 
 
 def test_multi_anomaly_images_show_both_types(generated: Generated) -> None:
-    for category in ("juice_bottle", "pushpins", "screw_bag"):
-        images = generated.images(category)
+    for scenario in ("juice_bottle", "pushpins", "screw_bag"):
+        images = generated.images(scenario)
         multi = images[images.n_defect_types > 1]
-        assert len(multi) == len(MULTI_COMBOS[category]) * generated.config.per_multi_combo
+        assert len(multi) == len(MULTI_COMBOS[scenario]) * generated.config.per_multi_combo
         for row in multi.itertuples():
             for defect in row.labels:
-                assert generated.defect_mask(category, row.image_id, defect).any()
+                assert generated.defect_mask(scenario, row.image_id, defect).any()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from models.vlm.prompt import format_target
+from models.envelope import format_target
 from models.vlm.tiny import build_tiny_qwen25vl
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 220, 30)]

@@ -13,14 +13,14 @@ from models.vlm.encoding import (
     load_image,
     request_from_row,
 )
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 from models.vlm.prompt import build_messages
 from models.vlm.scoring import TargetTokenNLL
 
 
 @pytest.fixture(scope="module")
 def vlm(tiny_model_dir):
-    return VisionLanguageModel.from_pretrained(tiny_model_dir)
+    return LoadedVLM.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,19 @@ def test_an_image_the_processor_would_refuse_is_named(tmp_path):
         load_image(thin)
     Image.new("RGB", (20, 4000)).save(thin)
     assert load_image(thin).size == (20, 4000)
+
+
+def test_the_model_sees_the_pixels_grounding_measured(tmp_path):
+    """One reader: a photo with an EXIF rotation was upright for grounding (OpenCV applies the
+    orientation) but on its side for the model (PIL does not), so cited boxes pointed elsewhere."""
+    import numpy as np
+    from PIL import Image
+
+    from models.images import read_rgb
+
+    photo = tmp_path / "photo.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.fromarray(np.arange(20 * 40 * 3, dtype=np.uint8).reshape(20, 40, 3)).save(photo, exif=exif)
+    assert np.array_equal(np.asarray(load_image(photo)), read_rgb(photo))
+    assert load_image(photo).size == (20, 40)

@@ -4,12 +4,12 @@ import pytest
 
 from models.vlm.encoding import request_from_row
 from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 
 
 @pytest.fixture(scope="module")
 def tuned(tiny_model_dir, overfit_run):
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
     vlm.load_adapter(overfit_run[0].adapter_dir)
     return vlm
 
@@ -41,7 +41,7 @@ def test_image_feature_cache_gives_the_same_answers(tuned, requests):
 
 
 def test_bounded_feature_cache_evicts_least_recently_used(tiny_model_dir, samples):
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
     requests = [request_from_row(row) for row in samples.to_dict("records")]
     plain = generate(vlm, requests, max_new_tokens=8, batch_size=4)
     unbounded = ImageFeatureCache(vlm)

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 
+from models.devices import resolve_device, resolve_dtype
 from models.vlm.encoding import PromptEncoder, PromptRequest, collate_for_generation
-from models.vlm.model import VisionLanguageModel, VLMConfig, resolve_dtype
+from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.tiny import QWEN_SPECIAL_TOKENS, create_tiny_qwen25vl
 
 
@@ -23,7 +24,7 @@ def test_tiny_checkpoint_layout_and_special_tokens(tiny_model_dir):
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["model_type"] == "qwen2_5_vl"
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
     tokenizer = vlm.tokenizer
     ids = tokenizer.convert_tokens_to_ids(list(QWEN_SPECIAL_TOKENS))
     assert ids == list(range(len(QWEN_SPECIAL_TOKENS)))  # Qwen's relative order, all single tokens
@@ -39,7 +40,7 @@ def test_tiny_checkpoint_layout_and_special_tokens(tiny_model_dir):
 def test_build_save_load_round_trip(tiny_model_dir, image_dir):
     """The model in memory and the one from_pretrained loads from its saved directory agree exactly."""
     in_memory, processor = create_tiny_qwen25vl(seed=0)
-    loaded = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    loaded = LoadedVLM.from_pretrained(tiny_model_dir)
     assert processor.tokenizer.get_vocab() == loaded.tokenizer.get_vocab()
     encoder = PromptEncoder(loaded.processor)
     batch = collate_for_generation([encoder.encode_prompt(_request(image_dir))], encoder.pad_token_id)
@@ -55,9 +56,9 @@ HUB_ID = "Qwen/Qwen2.5-VL-3B-Instruct"
 
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"huggingface-cli download Qwen/Qwen2\.5-VL-3B-Instruct"):
-        VisionLanguageModel.from_pretrained(tmp_path / "nowhere")
+        LoadedVLM.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="not found"):
-        VisionLanguageModel.from_pretrained(HUB_ID)
+        LoadedVLM.from_pretrained(HUB_ID)
 
 
 def test_wrong_architecture_is_a_clear_error(tiny_model_dir, tmp_path):
@@ -67,24 +68,47 @@ def test_wrong_architecture_is_a_clear_error(tiny_model_dir, tmp_path):
     config["model_type"] = "llama"
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"'llama' model; expected a Qwen2\.5-VL"):
-        VisionLanguageModel.from_pretrained(other)
+        LoadedVLM.from_pretrained(other)
     (other / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
-        VisionLanguageModel.from_pretrained(other)
+        LoadedVLM.from_pretrained(other)
 
 
 def test_pixel_bounds_and_dtype_resolution(tiny_model_dir):
     config = VLMConfig(min_pixels=28 * 28, max_pixels=56 * 56)
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir, config)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir, config)
     size = vlm.processor.image_processor.size
     assert (size["shortest_edge"], size["longest_edge"]) == (28 * 28, 56 * 56)
+    assert vlm.base_model.dtype == torch.float32  # auto on CPU
+
+
+def test_one_device_and_dtype_rule_for_the_vlm_and_grounding(monkeypatch):
+    """The VLM and grounding resolved ``auto`` with different rules (cuda:LOCAL_RANK or cuda; bf16
+    always or bf16 only where supported); both use models.devices now."""
+    from models.grounding import clip_sam
+    from models.vlm import model
+
+    assert model.resolve_device is clip_sam.resolve_device is resolve_device
+    assert model.resolve_dtype is clip_sam.resolve_dtype is resolve_dtype
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("auto") == torch.device("cuda", 3)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_dtype("auto", torch.device("cuda", 0)) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_dtype("auto", torch.device("cuda", 0)) == torch.float32
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
+    assert resolve_dtype("float16", torch.device("cpu")) == resolve_dtype("fp16", torch.device("cpu")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="'cuda:1' was asked for but CUDA is not available: use 'auto' or 'cpu'"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        resolve_dtype("half", torch.device("cpu"))
 
 
 def test_load_adapter_rejects_a_directory_without_adapter(tiny_model_dir, tmp_path):
-    vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
     with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
         vlm.load_adapter(tmp_path)
 
@@ -128,7 +152,7 @@ def _write_hub_layout(src, dst):
 def test_a_checkpoint_in_the_published_hub_layout_loads_the_same(tiny_model_dir, image_dir, tmp_path):
     hub = tmp_path / "Qwen2.5-VL-tiny-hub-layout"
     _write_hub_layout(tiny_model_dir, hub)
-    ours, theirs = (VisionLanguageModel.from_pretrained(d) for d in (tiny_model_dir, hub))
+    ours, theirs = (LoadedVLM.from_pretrained(d) for d in (tiny_model_dir, hub))
     assert theirs.tokenizer.get_vocab() == ours.tokenizer.get_vocab()
     batch_ours, batch_theirs = (
         collate_for_generation([PromptEncoder(vlm.processor).encode_prompt(_request(image_dir))], 0)

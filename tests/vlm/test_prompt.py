@@ -1,13 +1,7 @@
 """The Fig. 3 prompt and the answer helpers."""
 
-from models.vlm.prompt import (
-    SYSTEM_PROMPT,
-    build_messages,
-    exact_answer_match,
-    extract_answer,
-    format_target,
-    normalise_answer,
-)
+from models.envelope import format_target
+from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match, normalise_answer
 
 
 def test_system_prompt_is_the_papers_fig3_text():
@@ -33,11 +27,8 @@ def test_messages_follow_fig3_with_example_image_first():
     )
 
 
-def test_answer_extraction_and_default_checker():
+def test_default_checker():
     target = format_target("two rows", "[2, 1, 1, 1, 1]")
-    assert extract_answer(target) == "[2, 1, 1, 1, 1]"
-    assert extract_answer("<think>x</think><answer>yes") == "yes"  # unclosed: to the end
-    assert extract_answer("no tags") is None
     assert normalise_answer(" Just  Right. ") == "justright"
     row = {"target": target}
     assert exact_answer_match(row, "<think>other</think><answer>[2,1,1,1,1]</answer>")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models.vlm import tiny
-from models.vlm.model import VisionLanguageModel
+from models.vlm.model import LoadedVLM
 from models.vlm.tiny import BUILD_MARKER, build_tiny_qwen25vl, is_complete_build
 from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel as VLMResource
@@ -76,7 +76,7 @@ def test_a_build_killed_hard_leaves_no_folder_and_the_next_run_builds(tmp_path):
             proc.kill()
     assert not target.exists()  # debris only under a temporary name
     resource = VLMResource(storage=StorageResource(root=str(tmp_path)))
-    assert VisionLanguageModel.from_pretrained(resource.model_dir()).processor
+    assert LoadedVLM.from_pretrained(resource.model_dir()).processor
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, f"{target.name}.lock"]
 
 

@@ -111,11 +111,11 @@ def test_samples_contract_is_checked(tiny_model_dir, samples, tmp_path):
 
 
 def test_lora_targets_hit_only_the_named_layers(tiny_model_dir):
-    from models.vlm.model import VisionLanguageModel
+    from models.vlm.model import LoadedVLM
     from models.vlm.train import lora_config
 
     def targeted(config: TrainConfig) -> set[str]:
-        vlm = VisionLanguageModel.from_pretrained(tiny_model_dir)
+        vlm = LoadedVLM.from_pretrained(tiny_model_dir)
         vlm.add_lora(lora_config(config))
         return {name.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0]
                 for name, _ in vlm.model.named_parameters() if ".lora_A." in name}

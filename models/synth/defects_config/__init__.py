@@ -1,4 +1,4 @@
-"""The ``defects_config.json`` of each MVTec LOCO AD category, shipped with the generator.
+"""The ``defects_config.json`` of each MVTec LOCO AD scenario, shipped with the generator.
 
 A package (rather than a plain folder) so that setuptools' ``*.json`` package data picks the files
 up and the generator never reads anything outside the installed project at run time.
