@@ -161,10 +161,10 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
     classes read from the ground-truth masks."""
     scenario = context.partition_key
     root = loco.root_for(scenario)
-    loco = scan_loco_scenario(root, scenario)
+    scanned = scan_loco_scenario(root, scenario)
     split_config = config.to_core()
-    frame = compute_split(loco, split_config)
-    for excluded in loco.excluded:
+    frame = compute_split(scanned, split_config)
+    for excluded in scanned.excluded:
         context.log.warning(excluded.reason)
     counts = split_counts(frame)
     yield Output(  # data_version: staleness follows content, not run ids
@@ -175,20 +175,20 @@ def loco_fc_split(context: AssetExecutionContext, config: LocoFcSplitConfig, loc
             "generated_data": loco.is_generated,
             "table_i": MetadataValue.json(table_one_row(frame)),
             "counts_per_split_and_class": MetadataValue.md(markdown_table(counts)),
-            "excluded_images": len(loco.excluded),
+            "excluded_images": len(scanned.excluded),
         },
     )
-    yield from split_checks(frame, loco, split_config)
+    yield from split_checks(frame, scanned, split_config)
     yield scenario_specs_check(SCENARIO_CATALOG.skipped)
 
 
-def split_checks(frame: pd.DataFrame, loco: LocoScenario, config: SplitConfig) -> list[AssetCheckResult]:
+def split_checks(frame: pd.DataFrame, scanned: LocoScenario, config: SplitConfig) -> list[AssetCheckResult]:
     """The four checks of the re-split, computed from the table and the scan it came from."""
     return [
         _leakage_check(frame),
         _both_splits_check(frame),
-        _counts_check(frame, loco, config),
-        _excluded_check(loco),
+        _counts_check(frame, scanned, config),
+        _excluded_check(scanned),
     ]
 
 
@@ -216,14 +216,14 @@ def _both_splits_check(frame: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def _counts_check(frame: pd.DataFrame, loco: LocoScenario, config: SplitConfig) -> AssetCheckResult:
+def _counts_check(frame: pd.DataFrame, scanned: LocoScenario, config: SplitConfig) -> AssetCheckResult:
     row = table_one_row(frame)
     single = frame[frame["n_defect_types"] == 1]
     problems: list[str] = []
-    for source, key in (("train/good", "train_normal"), ("test/good", "test_normal")):
-        expected = len(loco.in_folder(source))
+    for folder, key in (("train/good", "train_normal"), ("test/good", "test_normal")):
+        expected = len(scanned.in_folder(folder))
         if row[key] != expected:
-            problems.append(f"{key} is {row[key]}, {source} holds {expected}")
+            problems.append(f"{key} is {row[key]}, {folder} holds {expected}")
     if (frame[frame["n_defect_types"] > 1]["split"] != "test").any():
         problems.append("a multi-anomaly image is in train")
     for label, group in single.groupby(single["labels"].str[0]):
@@ -237,11 +237,11 @@ def _counts_check(frame: pd.DataFrame, loco: LocoScenario, config: SplitConfig) 
     )
 
 
-def _excluded_check(loco: LocoScenario) -> AssetCheckResult:
+def _excluded_check(scanned: LocoScenario) -> AssetCheckResult:
     listing = [
         {"image": str(e.image_path), "reason": e.reason, "unknown_pixel_values": list(e.unknown_pixel_values),
          "unreadable_file": str(e.unreadable_file) if e.unreadable_file else None}
-        for e in loco.excluded
+        for e in scanned.excluded
     ]
     return AssetCheckResult(
         check_name="excluded_images",
