@@ -53,12 +53,8 @@ def replacing(target: PathT) -> Iterator[PathT]:
             tmp.unlink()
 
 
-def default_file_mode() -> int:
-    """``0666`` less the process umask: the mode ``open()`` gives a new file."""
-    return 0o666 & ~_umask()
-
-
 def _umask() -> int:
+    """The process umask, read without changing it where the system allows."""
     try:
         status = Path("/proc/self/status").read_text(encoding="ascii")
         umask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
