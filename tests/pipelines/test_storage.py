@@ -32,7 +32,7 @@ def _sources() -> list[Path]:
 
 # Who else reads the environment, and what: torchrun's rank variables, and an API key by the name its
 # resource was given (`resources/llm.py`, when a run starts). None of them is a LOGICLS_ variable.
-OTHER_READERS = {"models/vlm/distributed.py", "models/vlm/fine_tuning.py", "models/vlm/model.py", "resources/llm.py"}
+OTHER_READERS = {"models/devices.py", "models/vlm/distributed.py", "models/vlm/fine_tuning.py", "resources/llm.py"}
 
 
 def _reads_of_the_environment(path: Path) -> list[str]:
