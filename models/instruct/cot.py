@@ -23,7 +23,9 @@ empty) those are only the spec's canonical choice. Policy ``drop`` (the default)
 samples out, so no unverified answer is trained on; ``keep_label_answer`` keeps them with the
 label's answer, and a reasoning that cites only evidence that agrees with it: boxes for the
 subqueries whose measured answer equals the kept one, for the others a chain that names no count
-and no position. Flag counts are reported either way.
+and no position. Flag counts are reported either way, and per class (:func:`removed_by_class`):
+on real images one grounding failure mode can thin a whole class, which the ``cot_dataset`` asset's
+blocking ``class_share_removed`` check stops.
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ def sample_rows(
 # --- the data set --------------------------------------------------------------------------------------
 
 
+REMOVED_COLUMNS = ["class", "images", "flagged", "removed", "removed_share"]
+
+
 @dataclass
 class CotBuild:
     """The ``cot_dataset`` table (after the policy) and what was flagged before it applied."""
@@ -206,6 +211,7 @@ class CotBuild:
     flagged_images: list[tuple[str, str]]
     rows_before_policy: int
     flagged_rows: int
+    removed: pd.DataFrame  # per class: REMOVED_COLUMNS
 
     @property
     def flagged_rate(self) -> float:
@@ -235,7 +241,23 @@ def build_cot(
         table = table[~table["flagged"]].reset_index(drop=True)
     table = with_examples(table, config.seed)
     flagged = [(r.image_id, "; ".join(r.contradictions)) for r in records if r.flagged]
-    return CotBuild(table, len(records), flagged, before, flagged_rows)
+    return CotBuild(table, len(records), flagged, before, flagged_rows, removed_by_class(records, config.policy))
+
+
+def removed_by_class(records: Sequence[ImageRecord], policy: str) -> pd.DataFrame:
+    """Per class (``normal`` included), over original and augmented images: how many images carry it, how
+    many are flagged, and how many of them the policy removed (``drop``: every flagged one; otherwise none)."""
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        for label in record.labels:
+            entry = counts.setdefault(label, [0, 0])
+            entry[0] += 1
+            entry[1] += record.flagged
+    rows = [(label, images, flagged, flagged if policy == "drop" else 0) for label, (images, flagged)
+            in sorted(counts.items())]
+    frame = pd.DataFrame(rows, columns=REMOVED_COLUMNS[:-1])
+    frame["removed_share"] = (frame["removed"] / frame["images"]).astype(float) if len(frame) else []
+    return frame
 
 
 def with_examples(table: pd.DataFrame, seed: int) -> pd.DataFrame:

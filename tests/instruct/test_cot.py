@@ -211,3 +211,24 @@ def test_boxes_are_cited_from_left_to_right(tmp_path) -> None:
     for think_text in table.loc[table["subquery_id"] == "row_1", "think"]:
         lefts = [int(m[0]) for m in BOX.findall(think_text)[1:]]  # after the box itself
         assert lefts == sorted(lefts)
+
+
+def test_the_drop_policy_reports_per_class_what_it_removed(tmp_path) -> None:
+    _, records = _build("pushpins", tmp_path)
+    records = _contradicted(records)
+    removed = build_cot(get_spec("pushpins"), records, {}, CotConfig()).removed.set_index("class")
+    assert removed.loc["normal"].tolist() == [3, 1, 1, pytest.approx(1 / 3)]
+    assert removed.loc["missing_pushpin"].tolist() == [1, 0, 0, 0.0]
+    assert set(removed.index) == {"normal", "missing_pushpin", "1_additional_pushpin"}
+    kept = build_cot(get_spec("pushpins"), records, {}, CotConfig(policy="keep_label_answer")).removed
+    assert kept["flagged"].sum() == 1 and kept["removed"].sum() == 0
+
+
+def test_a_class_thinned_by_the_drop_policy_stops_the_chain(tmp_path) -> None:
+    from assets.instruction_data import class_removal_check
+
+    _, records = _build("pushpins", tmp_path)
+    build = build_cot(get_spec("pushpins"), _contradicted(records), {}, CotConfig())  # 1 of 3 normal images
+    check = class_removal_check(build, 0.2)
+    assert not check.passed and check.metadata["classes_over_limit"].value == ["normal"]
+    assert class_removal_check(build, 0.5).passed

@@ -47,7 +47,7 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
     result = _run(resources)
     assert result.success
     mine = {"augmented_labels_follow_h", "cut_paste_visible", "cot_answers_parse", "grounding_contradictions",
-            "cot_answer_agreement"}
+            "cot_answer_agreement", "class_share_removed"}
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name in mine}
     assert set(checks) == mine
     assert all(c.passed for c in checks.values()), {k: c.metadata for k, c in checks.items() if not c.passed}
@@ -75,6 +75,7 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
     assert "data:image/png;base64," in cot_meta["examples"].value and "**think:**" in cot_meta["examples"].value
     assert cot_meta["rows"].value == len(cot) and cot_meta["flagged_rate"].value == 0.0
     assert cot_meta["jsonl"].value.endswith("cot_dataset/pushpins.jsonl")
+    assert "| normal |" in cot_meta["removed_by_class"].value
 
 
 def test_fewer_augmentations_remove_stale_images(resources, tmp_path) -> None:
