@@ -234,6 +234,9 @@ class CotDatasetConfig(mirror(CotConfig)):
         "The blocking class_share_removed check stops the chain when policy drop removes more than this share "
         "of any class's images (original and augmented); 1: never."))
     examples: int = Field(default=3, description="Example rows shown in the metadata.")
+    jsonl_media_dir: str | None = Field(default=None, description=(
+        "Folder the JSONL export's image paths are relative to (LLaMA-Factory's media_dir); it must hold every "
+        "image. Unset: the deepest folder that holds them all, shown as jsonl_media_dir in the metadata."))
 
 
 @asset(
@@ -266,13 +269,17 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
     build = build_cot(spec, records, questions_by_subquery(subquery_paraphrases), cot)
     table = build.table
     jsonl = storage.layout.cot_jsonl(spec.scenario)
-    write_jsonl(jsonl, table, cot.reasoning)
-    context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl}")
+    export = write_jsonl(jsonl, table, config.jsonl_media_dir)
+    context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl} "
+                     f"(images relative to {export.media_dir})")
     yield Output(
         table,
         data_version=frame_data_version(table),
         metadata={
             "jsonl": MetadataValue.path(str(jsonl)),
+            "jsonl_media_dir": MetadataValue.path(str(export.media_dir)),
+            "jsonl_lines": export.lines,
+            "jsonl_without_example": export.without_example,
             "llamafactory_dataset_info": MetadataValue.json(
                 llamafactory_dataset_info(f"logicls_{spec.scenario}", jsonl.name)),
             "reasoning": cot.reasoning,

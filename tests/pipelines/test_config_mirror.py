@@ -42,7 +42,7 @@ PAIRS = [
     (GeneratedLocoConfig, GeneratorConfig, set(), set()),
     (SubqueryParaphrasesConfig, ParaphraseConfig, set(), {"endpoint_retries"}),
     (AugmentedImagesConfig, AugmentConfig, set(), {"reground_limit"}),
-    (CotDatasetConfig, CotConfig, set(), {"max_flagged_rate", "max_class_removed_share", "examples"}),
+    (CotDatasetConfig, CotConfig, set(), {"max_flagged_rate", "max_class_removed_share", "examples", "jsonl_media_dir"}),
     (FineTuneConfig, TrainConfig, set(), {"preset", "nproc_per_node", "resume"}),
     (LacPredictionsConfig, PredictionConfig, set(), {"methods", "endpoint_retries"}),
     (AblationConfig, PredictionConfig, {"api_concurrency"}, {"configurations", "training"}),
