@@ -31,12 +31,12 @@ from tests.instruct.instruct_helpers import NUT_HUE, PIN_HUE, WASHER_HUE, count_
 CONFIG = AugmentConfig()
 
 
-def _edit(p: Parent, label: str, kind: str, seed: int = 0):
+def _edit(p: Parent, label: str, kind: str, seed: int = 0, allow_multi_anomaly: bool = False):
     """Edit the first ``label`` object of ``p`` and relabel the result through h."""
     spec = get_spec(p.image_id.split("/")[0])
     index = next(i for i, o in enumerate(p.objects) if o.label == label)
     image, objects, _ = edit_object(spec, p, index, kind, CONFIG, np.random.default_rng(seed))
-    answers, labels, changed = relabel(spec, p, objects, label)
+    answers, labels, changed = relabel(spec, p, objects, label, allow_multi_anomaly)
     return image, objects, answers, labels, changed
 
 
@@ -85,8 +85,8 @@ def test_pushpin_paste_and_remove_change_the_count_by_one() -> None:
 
 def test_moving_a_pin_out_of_its_cell_changes_the_row_distribution() -> None:
     p = parent("pushpins", seed=3)
-    for seed in range(10):
-        image, objects, answers, labels, changed = _edit(p, "pushpin", "move", seed)
+    for seed in range(10):  # a pin moved to another cell leaves one empty and crowds another: two classes
+        image, objects, answers, labels, changed = _edit(p, "pushpin", "move", seed, allow_multi_anomaly=True)
         if labels != {"normal"}:
             break
     assert labels == {"1_additional_pushpin", "missing_pushpin"}
