@@ -230,7 +230,13 @@ class CotDatasetConfig(mirror(CotConfig)):
     (`models.instruct.cot.CotConfig`), and what the checks and metadata show."""
 
     max_flagged_rate: float = Field(default=0.1, description="The contradiction check warns above this share.")
+    max_class_removed_share: float = Field(default=0.2, ge=0.0, le=1.0, description=(
+        "The blocking class_share_removed check stops the chain when policy drop removes more than this share "
+        "of any class's images (original and augmented); 1: never."))
     examples: int = Field(default=3, description="Example rows shown in the metadata.")
+    jsonl_media_dir: str | None = Field(default=None, description=(
+        "Folder the JSONL export's image paths are relative to (LLaMA-Factory's media_dir); it must hold every "
+        "image. Unset: the deepest folder that holds them all, shown as jsonl_media_dir in the metadata."))
 
 
 @asset(
@@ -241,6 +247,9 @@ class CotDatasetConfig(mirror(CotConfig)):
                        description="Every answer and target parses back (parse_answer) to its true value."),
         AssetCheckSpec("grounding_contradictions", asset="cot_dataset",
                        description="Share of samples whose grounding contradicts their labels (flagged)."),
+        AssetCheckSpec("class_share_removed", asset="cot_dataset", blocking=True,
+                       description="No class loses more than max_class_removed_share of its images to policy "
+                                   "drop (a grounding failure on one kind of image would silently thin it)."),
         AssetCheckSpec("cot_answer_agreement", asset="cot_dataset",
                        description=f"On generated data, >= {AGREEMENT_TARGET:.0%} of answers equal the generator's "
                                    f"truth (augmented rows: the answers recorded with the edit)."),
@@ -260,13 +269,17 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
     build = build_cot(spec, records, questions_by_subquery(subquery_paraphrases), cot)
     table = build.table
     jsonl = storage.layout.cot_jsonl(spec.scenario)
-    write_jsonl(jsonl, table, cot.reasoning)
-    context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl}")
+    export = write_jsonl(jsonl, table, config.jsonl_media_dir)
+    context.log.info(f"{len(table)} samples ({build.flagged_rows} flagged before policy {cot.policy}); {jsonl} "
+                     f"(images relative to {export.media_dir})")
     yield Output(
         table,
         data_version=frame_data_version(table),
         metadata={
             "jsonl": MetadataValue.path(str(jsonl)),
+            "jsonl_media_dir": MetadataValue.path(str(export.media_dir)),
+            "jsonl_lines": export.lines,
+            "jsonl_without_example": export.without_example,
             "llamafactory_dataset_info": MetadataValue.json(
                 llamafactory_dataset_info(f"logicls_{spec.scenario}", jsonl.name)),
             "reasoning": cot.reasoning,
@@ -276,10 +289,29 @@ def cot_dataset(context: AssetExecutionContext, config: CotDatasetConfig, loco_f
             "rows_by_reasoning_type": MetadataValue.json(table["reasoning_type"].value_counts().to_dict()),
             "flagged_rate": build.flagged_rate,
             "flagged_images": MetadataValue.json([f"{i}: {why}" for i, why in build.flagged_images[:20]]),
+            "removed_by_class": MetadataValue.md(markdown_table(build.removed.set_index("class").round(3))
+                                                 if len(build.removed) else "no images"),
             "examples": MetadataValue.md(_example_rows(table, records, config.examples)),
         },
     )
     yield from _cot_checks(spec, table, build, augmented_images, loco, config.max_flagged_rate)
+    yield class_removal_check(build, config.max_class_removed_share)
+
+
+def class_removal_check(build: CotBuild, limit: float) -> AssetCheckResult:
+    """Fails (blocking) when the drop policy removed more than ``limit`` of some class's images."""
+    removed = build.removed
+    over = removed[removed["removed_share"] > limit]
+    return AssetCheckResult(
+        check_name="class_share_removed",
+        passed=over.empty,
+        metadata={"limit": limit, "classes_over_limit": MetadataValue.json(over["class"].tolist()),
+                  "removed_images": int(removed["removed"].sum()),
+                  "removed_by_class": MetadataValue.md(markdown_table(removed.set_index("class").round(3))
+                                                       if len(removed) else "no images"),
+                  **({"fix": "look at the flagged images of these classes (grounding_quality, flagged_images): "
+                             "fix the grounding, or set policy keep_label_answer"} if len(over) else {})},
+    )
 
 
 def _example_rows(table: pd.DataFrame, records: list[ImageRecord], n: int) -> str:

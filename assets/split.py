@@ -48,8 +48,9 @@ CHECKS = [
     AssetCheckSpec("classes_in_both_splits", asset="loco_fc_split",
                    description="Every class has at least 2 images in train and in test."),
     AssetCheckSpec("split_counts", asset="loco_fc_split", blocking=True,
-                   description="Normal counts equal the source folders; single anomalies follow the ratio "
-                               "per class within one image; multi-anomaly images are all in test."),
+                   description="Normal counts equal the source folders; single anomalies follow the scenario's "
+                               "ratio and min_test_per_class exactly per class; multi-anomaly images are all in "
+                               "test."),
     AssetCheckSpec("excluded_images", asset="loco_fc_split",
                    description="Images left out, each with the reason and the fix: an image or mask file that "
                                "does not decode (truncated, not a PNG, too large), or masks holding pixel values "
@@ -226,14 +227,17 @@ def _counts_check(frame: pd.DataFrame, scanned: LocoScenario, config: SplitConfi
             problems.append(f"{key} is {row[key]}, {folder} holds {expected}")
     if (frame[frame["n_defect_types"] > 1]["split"] != "test").any():
         problems.append("a multi-anomaly image is in train")
+    scenario = scanned.scenario
     for label, group in single.groupby(single["labels"].str[0]):
-        n_train = int((group["split"] == "train").sum())
-        if abs(n_train - config.train_ratio * len(group)) > 1:
-            problems.append(f"{label}: {n_train} of {len(group)} in train, ratio {config.train_ratio}")
+        n_train, expected = int((group["split"] == "train").sum()), config.n_train(len(group), scenario)
+        if n_train != expected:
+            problems.append(f"{label}: {n_train} of {len(group)} in train, expected {expected} (ratio "
+                            f"{config.ratio_for(scenario)}, min_test_per_class {config.min_test_per_class})")
     return AssetCheckResult(
         check_name="split_counts",
         passed=not problems,
-        metadata={"table_i": MetadataValue.json(row), "problems": MetadataValue.json(problems)},
+        metadata={"table_i": MetadataValue.json(row), "train_ratio": config.ratio_for(scenario),
+                  "problems": MetadataValue.json(problems)},
     )
 
 

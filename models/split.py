@@ -18,9 +18,11 @@ import pyarrow as pa
 
 from models.loco import TEST_GOOD, TRAIN_GOOD, LocoImage, LocoScenario
 
-SPLIT_VERSION = 1
+SPLIT_VERSION = 2
 """Bump when the split, or the LOCO reader it reads through (`models.loco`), changes the table for the same
-data: the asset's code version follows it, so the retraining schedule sees the change."""
+data: the asset's code version follows it, so the retraining schedule sees the change.
+2: ``min_test_per_class`` (a class with one or two single-anomaly images reaches the test set) and per-scenario
+ratios."""
 SPLIT_COLUMNS = [
     "image_id",
     "scenario",
@@ -46,11 +48,36 @@ class SplitConfig:
 
     train_ratio: float = field(default=0.8, metadata={"help": "Share of each class's single-anomaly images in "
                                                               "train (the paper: 0.8)."})
+    scenario_train_ratios: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "Per-scenario train_ratio overriding it, e.g. {\"pushpins\": 0.4}: the paper's Table I has 32 of "
+                "pushpins' 80 single-anomaly images in train, not 80%. Empty: train_ratio everywhere."})
+    min_test_per_class: int = field(default=1, metadata={
+        "help": "Each class keeps at least this many single-anomaly images in test, whatever the ratio (a class "
+                "of 1 or 2 images would otherwise round to train only and never be tested), but not its last "
+                "training image: a class of one image stays in train unless the ratio rounds it to 0. "
+                "0: the ratio alone decides."})
     seed: int = field(default=0, metadata={"help": "Seed of the per-class shuffle."})
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.train_ratio <= 1.0:
-            raise ValueError(f"train_ratio must lie in [0, 1], got {self.train_ratio}")
+        ratios = {"train_ratio": self.train_ratio,
+                  **{f"scenario_train_ratios[{k!r}]": v for k, v in self.scenario_train_ratios.items()}}
+        for name, ratio in ratios.items():
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {ratio}")
+        if self.min_test_per_class < 0:
+            raise ValueError(f"min_test_per_class must be >= 0, got {self.min_test_per_class}")
+
+    def ratio_for(self, scenario: str) -> float:
+        """The train share of ``scenario``'s single-anomaly images."""
+        return self.scenario_train_ratios.get(scenario, self.train_ratio)
+
+    def n_train(self, n: int, scenario: str) -> int:
+        """How many of a class's ``n`` single-anomaly images go to train: ``round(ratio · n)`` (halves up),
+        lowered so that ``min_test_per_class`` reach test while at least one stays in train."""
+        by_ratio = int(np.floor(self.ratio_for(scenario) * n + 0.5))
+        if by_ratio == 0:
+            return 0
+        return max(min(by_ratio, n - self.min_test_per_class), 1)
 
 
 def _class_seed(seed: int, scenario: str, label: str) -> int:
@@ -62,7 +89,7 @@ def _class_seed(seed: int, scenario: str, label: str) -> int:
 def split_single_anomalies(
     images: list[LocoImage], config: SplitConfig, scenario: str
 ) -> tuple[list[LocoImage], list[LocoImage]]:
-    """Per class, a seeded shuffle and ``round(ratio · n)`` images to train; the rest to test."""
+    """Per class, a seeded shuffle and :meth:`SplitConfig.n_train` images to train; the rest to test."""
     train: list[LocoImage] = []
     test: list[LocoImage] = []
     by_class: dict[str, list[LocoImage]] = {}
@@ -71,7 +98,7 @@ def split_single_anomalies(
     for label in sorted(by_class):
         members = sorted(by_class[label], key=lambda im: im.image_id)
         order = np.random.default_rng(_class_seed(config.seed, scenario, label)).permutation(len(members))
-        n_train = int(np.floor(config.train_ratio * len(members) + 0.5))
+        n_train = config.n_train(len(members), scenario)
         train += [members[i] for i in order[:n_train]]
         test += [members[i] for i in order[n_train:]]
     return train, test

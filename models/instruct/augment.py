@@ -19,7 +19,10 @@ editing and updates the labels; for the other types it adds noise and transfers 
     because whether the cable positions correspond cannot be measured);
   - every subquery that reads it is measurable on the edited objects (or its measure defines no
     value for this scene, before and after the edit: the topping ratio without almonds);
-  - the new label set is a class, ``normal`` or one of the spec's combinations;
+  - the new label set is ``normal`` or one class; one of the spec's combinations only with
+    ``AugmentConfig.allow_multi_anomaly`` (off by default: the paper trains on normal and
+    single-anomaly images, and LOCO FC keeps every multi-anomaly image for the test set, so an
+    edit of a single-anomaly parent must not teach the test set's combinations);
   - every answer the edit changed is either its normal value or read by a rule that fired: a third
     splicing connector would change an answer that no class explains, and calling that image
     ``normal`` would teach a falsehood.
@@ -54,9 +57,9 @@ from models.objects import ImageObject, object_from_mask, objects_from_json, obj
 from models.spec import ScenarioSpec, aggregate, inverse, measure
 from models.spec.inverse import measure_all
 
-AUGMENT_VERSION = 1
+AUGMENT_VERSION = 2
 """Bump when an augmentation (here or in `models.instruct.cutpaste`) changes its output for the same inputs and
-config (the augmented_images asset's code version)."""
+config (the augmented_images asset's code version). 2: no multi-anomaly edits unless ``allow_multi_anomaly``."""
 KINDS = ("paste", "remove", "move", "noise", "style")
 CUT_PASTE = ("paste", "remove", "move")
 # Attributes that describe where an object is, not what it is: stale once the object moves.
@@ -94,6 +97,10 @@ class AugmentConfig:
                                                             "multiples of its longer side."})
     attempts: int = field(default=8, metadata={"help": "Tries per cut-paste augmentation before giving up."})
     keep_unchanged: bool = field(default=True, metadata={"help": "Keep cut-paste edits that change no label."})
+    allow_multi_anomaly: bool = field(default=False, metadata={
+        "help": "Keep cut-paste edits whose labels combine several classes (one of the spec's combinations, e.g. "
+                "a nut pasted beside a missing washer). Off: the paper trains on normal and single-anomaly "
+                "images; LOCO FC keeps every multi-anomaly image for test."})
 
     def __post_init__(self) -> None:
         for kind in KINDS:
@@ -270,9 +277,11 @@ def _erase(image: np.ndarray, mask: np.ndarray, around: Surroundings, rng: np.ra
 
 
 def relabel(
-    spec: ScenarioSpec, parent: Parent, objects: Sequence[ImageObject], edited_label: str
+    spec: ScenarioSpec, parent: Parent, objects: Sequence[ImageObject], edited_label: str,
+    allow_multi_anomaly: bool = False,
 ) -> tuple[dict[str, Any], frozenset[str], dict[str, dict[str, Any]]]:
-    """Answers, labels and changed answers of an edited image; raises :class:`Rejected` when untrustworthy."""
+    """Answers, labels and changed answers of an edited image; raises :class:`Rejected` when untrustworthy,
+    or when the labels combine several classes and ``allow_multi_anomaly`` is off."""
     measured, unmeasured = measure_all(spec, objects)
     _, before = measure_all(spec, parent.objects)
     stale = [
@@ -285,6 +294,8 @@ def relabel(
     result = aggregate(spec, answers, policy="error")
     if not valid_label_set(spec, result.labels):
         raise Rejected("not a valid label set")
+    if len(result.labels) > 1 and not allow_multi_anomaly:
+        raise Rejected("a multi-anomaly label set (allow_multi_anomaly is off)")
     changed = {
         sid: {"before": parent.answers[sid], "after": answers[sid]}
         for sid in spec.subquery_ids
@@ -370,7 +381,7 @@ def _cut_paste_with_retries(
     for _ in range(config.attempts):
         try:
             image, objects, edit = cut_paste(spec, parent, kind, config, rng)
-            answers, labels, changed = relabel(spec, parent, objects, edit["object"])
+            answers, labels, changed = relabel(spec, parent, objects, edit["object"], config.allow_multi_anomaly)
         except Rejected as why:
             _count(rejected, kind, str(why))
             continue

@@ -23,12 +23,15 @@ empty) those are only the spec's canonical choice. Policy ``drop`` (the default)
 samples out, so no unverified answer is trained on; ``keep_label_answer`` keeps them with the
 label's answer, and a reasoning that cites only evidence that agrees with it: boxes for the
 subqueries whose measured answer equals the kept one, for the others a chain that names no count
-and no position. Flag counts are reported either way.
+and no position. Flag counts are reported either way, and per class (:func:`removed_by_class`):
+on real images one grounding failure mode can thin a whole class, which the ``cot_dataset`` asset's
+blocking ``class_share_removed`` check stops.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,25 +47,14 @@ from models.envelope import format_answer_only, format_target
 from models.instruct.reasoning import think as reasoning
 from models.objects import ImageObject, objects_from_json
 from models.spec import NORMAL, ScenarioSpec, format_answer, inverse, parse_answer
+from models.vlm.prompt import sharegpt_messages
 
-COT_VERSION = 2
-"""Bump when a CoT row (here or the reasoning of `models.instruct.reasoning`) changes for the same inputs and
-config (the cot_dataset asset's code version)."""
+COT_VERSION = 3
+"""Bump when a CoT row or its JSONL export (here or the reasoning of `models.instruct.reasoning`) changes for the
+same inputs and config (the cot_dataset asset's code version). 3: the export writes the trainer's Fig. 3 prompt
+(`models.vlm.prompt`) and image paths relative to a media root."""
 REASONING_MODES = ("boxes", "no_boxes", "answer_only")
 POLICIES = ("drop", "keep_label_answer")
-
-SYSTEM_PROMPT = (
-    "- Task: You need to answer questions based on the image uploaded.\n"
-    "- Format: Your response should include a concise reasoning process and an accurate answer, with the "
-    "reasoning and answer enclosed separately using <think> and </think>, and <answer> and </answer> tags, "
-    "for example: <think>This is the reasoning process</think><answer>This is the answer</answer>."
-)
-ANSWER_ONLY_SYSTEM_PROMPT = (
-    "- Task: You need to answer questions based on the image uploaded.\n"
-    "- Format: Your response should give an accurate answer enclosed in <answer> and </answer> tags, "
-    "for example: <answer>This is the answer</answer>."
-)
-IMAGE_TOKEN = "<image>"
 
 COT_COLUMNS = [
     "sample_id", "image_id", "image_path", "scenario", "subquery_id", "question", "question_id", "think",
@@ -197,6 +189,9 @@ def sample_rows(
 # --- the data set --------------------------------------------------------------------------------------
 
 
+REMOVED_COLUMNS = ["class", "images", "flagged", "removed", "removed_share"]
+
+
 @dataclass
 class CotBuild:
     """The ``cot_dataset`` table (after the policy) and what was flagged before it applied."""
@@ -206,6 +201,7 @@ class CotBuild:
     flagged_images: list[tuple[str, str]]
     rows_before_policy: int
     flagged_rows: int
+    removed: pd.DataFrame  # per class: REMOVED_COLUMNS
 
     @property
     def flagged_rate(self) -> float:
@@ -235,7 +231,23 @@ def build_cot(
         table = table[~table["flagged"]].reset_index(drop=True)
     table = with_examples(table, config.seed)
     flagged = [(r.image_id, "; ".join(r.contradictions)) for r in records if r.flagged]
-    return CotBuild(table, len(records), flagged, before, flagged_rows)
+    return CotBuild(table, len(records), flagged, before, flagged_rows, removed_by_class(records, config.policy))
+
+
+def removed_by_class(records: Sequence[ImageRecord], policy: str) -> pd.DataFrame:
+    """Per class (``normal`` included), over original and augmented images: how many images carry it, how
+    many are flagged, and how many of them the policy removed (``drop``: every flagged one; otherwise none)."""
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        for label in record.labels:
+            entry = counts.setdefault(label, [0, 0])
+            entry[0] += 1
+            entry[1] += record.flagged
+    rows = [(label, images, flagged, flagged if policy == "drop" else 0) for label, (images, flagged)
+            in sorted(counts.items())]
+    frame = pd.DataFrame(rows, columns=REMOVED_COLUMNS[:-1])
+    frame["removed_share"] = (frame["removed"] / frame["images"]).astype(float) if len(frame) else []
+    return frame
 
 
 def with_examples(table: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -295,41 +307,53 @@ def answer_agreement(table: pd.DataFrame, truth: Mapping[str, Mapping[str, Any]]
 # --- export ------------------------------------------------------------------------------------------
 
 
-def system_prompt(mode: str) -> str:
-    """The Fig. 3 system prompt (its format line without the think tags for answer_only)."""
-    return ANSWER_ONLY_SYSTEM_PROMPT if mode == "answer_only" else SYSTEM_PROMPT
-
-
-def icl_prompt(question: str, example_target: str | None) -> str:
-    """The user turn of Fig. 3: the subquery, the example image with its output, the test image.
-    ``<image>`` marks where each image goes (example first); without an example only the test."""
-    parts = [question, ""]
-    if example_target:
-        parts += ["Case:", f"- Input Image: {IMAGE_TOKEN}", f"- Output: {example_target}",
-                  "On the test image, provide a concise reasoning and the corresponding answer.", ""]
-    parts += ["Test:", f"- Input: {IMAGE_TOKEN}", "- Output:"]
-    return "\n".join(parts)
-
-
-def sharegpt_record(row: Any, mode: str) -> dict[str, Any]:
-    """One sample in LLaMA-Factory's sharegpt (OpenAI messages) multimodal format."""
-    has_example = bool(row.example_target)
-    images = [row.example_image_path, row.image_path] if has_example else [row.image_path]
+def sharegpt_record(row: Any, media_dir: Path) -> dict[str, Any]:
+    """One sample in LLaMA-Factory's sharegpt (OpenAI messages) multimodal format: the trainer's Fig. 3
+    messages (:func:`models.vlm.prompt.sharegpt_messages`) and the two images, example first, as paths
+    relative to ``media_dir`` (LLaMA-Factory's ``media_dir`` setting)."""
     return {
-        "messages": [
-            {"role": "system", "content": system_prompt(mode)},
-            {"role": "user", "content": icl_prompt(row.question, row.example_target if has_example else None)},
-            {"role": "assistant", "content": row.target},
-        ],
-        "images": [str(Path(p).resolve()) for p in images],
+        "messages": sharegpt_messages(row.question, row.example_target, row.target),
+        "images": [media_path(p, media_dir) for p in (row.example_image_path, row.image_path)],
     }
 
 
-def write_jsonl(path: Path, table: pd.DataFrame, mode: str) -> int:
-    """Write every sample as one JSON line (atomically); returns the number of lines."""
-    lines = [json.dumps(sharegpt_record(row, mode), ensure_ascii=False) for row in table.itertuples(index=False)]
+def media_path(image_path: str, media_dir: Path) -> str:
+    """``image_path`` relative to ``media_dir``, in POSIX form; an image outside it is an error naming both."""
+    resolved, root = Path(image_path).resolve(), Path(media_dir).resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"image {resolved} is outside the JSONL's media folder {root}: choose a media folder "
+                         "that holds every image (the cot_dataset setting jsonl_media_dir), or leave it unset")
+    return resolved.relative_to(root).as_posix()
+
+
+def common_media_dir(table: pd.DataFrame) -> Path:
+    """The deepest folder that holds every image of ``table`` (samples and their examples): the default root
+    of the export's relative image paths."""
+    paths = [str(Path(p).resolve()) for column in ("image_path", "example_image_path")
+             for p in table[column].dropna()]
+    if not paths:
+        return Path.cwd()
+    common = Path(os.path.commonpath(paths))
+    return common.parent if str(common) in paths else common  # one image only: its folder
+
+
+def write_jsonl(path: Path, table: pd.DataFrame, media_dir: Path | None = None) -> JsonlExport:
+    """Write every sample that has an in-context example as one JSON line (atomically). The trainer cannot
+    take a sample without one (Fig. 3 always shows an example), so the export leaves those out too."""
+    usable = table[table["example_target"].notna() & table["example_image_path"].notna()]
+    media_dir = Path(media_dir).resolve() if media_dir is not None else common_media_dir(usable)
+    lines = [json.dumps(sharegpt_record(row, media_dir), ensure_ascii=False) for row in usable.itertuples(index=False)]
     write_text_atomic(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    return JsonlExport(len(lines), len(table) - len(usable), media_dir)
+
+
+@dataclass(frozen=True)
+class JsonlExport:
+    """What :func:`write_jsonl` wrote: lines, samples left out (no in-context example), the media folder."""
+
+    lines: int
+    without_example: int
+    media_dir: Path
 
 
 def llamafactory_dataset_info(name: str, file_name: str) -> dict[str, Any]:

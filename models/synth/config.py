@@ -92,9 +92,33 @@ def defects_config(scenario: str) -> tuple[dict[str, Any], ...]:
 
 
 def defects_config_bytes(scenario: str) -> bytes:
-    """The shipped ``defects_config.json`` byte for byte, to copy into a generated tree."""
+    """The shipped ``defects_config.json`` byte for byte (thresholds for the real image size)."""
     check_scenario(scenario)
     return resources.files("models.synth.defects_config").joinpath(f"{scenario}.json").read_bytes()
+
+
+def scaled_defects_config(scenario: str, scale: float, smallest_regions: Mapping[str, int] | None = None) -> bytes:
+    """The ``defects_config.json`` of images drawn at ``scale``: absolute saturation thresholds multiplied
+    by the image area's ratio to the real size (rounded, at least 1 pixel), relative ones unchanged.
+
+    An absolute ``saturation_threshold`` is a number of pixels at full resolution: a copy of the real
+    value over a quarter-scale mask asks for more pixels than most defect regions have, and the
+    official MVTec LOCO evaluator warns on every such ground-truth channel. ``smallest_regions``
+    (defect name → the fewest pixels one of its drawn regions has) caps them further where the
+    generator draws an object smaller than the real one. At scale 1 without it: the shipped file byte for byte.
+    """
+    height, width = image_size(scenario, scale)
+    real_height, real_width = ORIGINAL_SIZES[scenario]
+    ratio = height * width / (real_height * real_width)
+    smallest = dict(smallest_regions or {})
+    if ratio == 1 and not smallest:
+        return defects_config_bytes(scenario)
+    entries = [dict(entry) for entry in defects_config(scenario)]
+    for entry in entries:
+        if not entry["relative_saturation"]:
+            scaled = max(1, round(entry["saturation_threshold"] * ratio))
+            entry["saturation_threshold"] = min(scaled, smallest.get(entry["defect_name"], scaled))
+    return (json.dumps(entries, indent=4) + "\n").encode()
 
 
 def pixel_values(scenario: str) -> dict[str, int]:

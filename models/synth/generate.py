@@ -40,9 +40,9 @@ from models.synth.config import (
     MULTI_COMBOS,
     GeneratorConfig,
     check_scenario,
-    defects_config_bytes,
     image_size,
     pixel_values,
+    scaled_defects_config,
     structural_defects,
 )
 from models.synth.scenes import render
@@ -50,7 +50,9 @@ from models.synth.scenes import render
 #: Bump whenever a change alters the generated files: existing trees are then regenerated.
 #: 2: terminals, fruit and missing separators in the annotations (attribute stage).
 #: 3: the images table and the manifest say ``scenario`` (was ``category``), ``loco_folder`` (was ``source``).
-GENERATOR_VERSION = "3"
+#: 4: defects_config.json's absolute saturation thresholds scaled with the image area (were full-size values)
+#:    and capped at the smallest region drawn of their type (the evaluator then warns on no channel).
+GENERATOR_VERSION = "4"
 LOGICAL = "test/logical_anomalies"
 STRUCTURAL = "test/structural_anomalies"
 LOCO_FOLDERS = ("train/good", "validation/good", "test/good", LOGICAL, STRUCTURAL)
@@ -261,10 +263,10 @@ def _write_scenario(
         f"ground_truth/{STRUCTURAL.split('/')[1]}",
     ):
         (tree / folder).mkdir(parents=True)  # every LOCO folder exists, even with no images in it
-    (tree / "defects_config.json").write_bytes(defects_config_bytes(scenario))
     values = pixel_values(scenario)
     order = {name: i for i, name in enumerate(values)}
     object_frames, image_rows = [], []
+    smallest: dict[str, int] = {}  # defect name → its smallest drawn region, to cap the saturation thresholds
     for plan in plan_images(scenario, config):
         scene = render_plan(scenario, plan, config)
         image_path = f"{plan.loco_folder}/{plan.stem}.png"
@@ -275,11 +277,14 @@ def _write_scenario(
             mask_path = f"ground_truth/{kind}/{plan.stem}/{n:03d}.png"
             _write_png(tree / mask_path, scene.defect_masks[name].astype(np.uint8) * np.uint8(values[name]))
             mask_paths.append(f"{scenario}/{mask_path}")
+            area = int(scene.defect_masks[name].sum())
+            smallest[name] = min(smallest.get(name, area), area)
         image_id = plan.image_id(scenario)
         object_frames.append(objects_to_frame(image_id, scene.objects))
         image_rows.append(_image_row(scenario, plan, scene, mask_paths))
         if progress is not None:
             progress(1)
+    (tree / "defects_config.json").write_bytes(scaled_defects_config(scenario, config.scale, smallest))
     frames = [f for f in object_frames if len(f)]
     objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OBJECT_COLUMNS)
     paths["objects"].parent.mkdir(parents=True, exist_ok=True)

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from models.instruct.cot import (
-    IMAGE_TOKEN,
-    SYSTEM_PROMPT,
     CotConfig,
     ImageRecord,
     answer_agreement,
     build_cot,
     llamafactory_dataset_info,
     original_records,
-    sharegpt_record,
     unparseable_answers,
     write_jsonl,
 )
 from models.instruct.reasoning import think
 from models.spec import get_spec, parse_answer
+from models.vlm.prompt import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, sharegpt_messages
 from tests.instruct.instruct_helpers import scene
 
 BOX = re.compile(r"\[(\d+),(\d+),(\d+),(\d+)\]")
@@ -160,23 +159,33 @@ def test_in_context_examples_are_other_normal_training_images(tmp_path) -> None:
 def test_jsonl_is_llamafactory_sharegpt_with_the_fig3_prompt(tmp_path) -> None:
     table, _ = _build("pushpins", tmp_path)
     path = tmp_path / "out" / "pushpins.jsonl"
-    assert write_jsonl(path, table, "boxes") == len(table)
+    export = write_jsonl(path, table)
+    assert export.lines == len(table) and export.without_example == 0 and export.media_dir == tmp_path.resolve()
     lines = path.read_text().splitlines()
     assert len(lines) == len(table) and not list(path.parent.glob(".*tmp"))
     record = json.loads(lines[0])
     assert set(record) == {"messages", "images"}
-    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
-    assert record["messages"][0]["content"] == SYSTEM_PROMPT
+    row = table.iloc[0]
+    assert record["messages"] == sharegpt_messages(row["question"], row["example_target"], row["target"])
+    assert record["messages"][0]["content"] == SYSTEM_PROMPT  # the trainer's, newline before the example
     user = record["messages"][1]["content"]
-    assert user.count(IMAGE_TOKEN) == len(record["images"]) == 2
-    assert user.startswith(table["question"][0]) and "Case:" in user and user.endswith("- Output:")
-    assert record["messages"][2]["content"] == table["target"][0]
-    assert all(p.startswith("/") for p in record["images"])
-    lone = sharegpt_record(table.assign(example_target=None, example_image_path=None).iloc[0], "answer_only")
-    assert lone["messages"][1]["content"].count(IMAGE_TOKEN) == len(lone["images"]) == 1
-    assert "<think>" not in lone["messages"][0]["content"]
+    assert user.count(IMAGE_PLACEHOLDER) == len(record["images"]) == 2 and "\n\n" not in user
+    # Relative to the media folder (LLaMA-Factory's media_dir): the file and the images can move together.
+    assert record["images"] == [Path(row["example_image_path"]).name, Path(row["image_path"]).name]
     info = llamafactory_dataset_info("logicls_pushpins", "pushpins.jsonl")["logicls_pushpins"]
     assert info["formatting"] == "sharegpt" and info["columns"] == {"messages": "messages", "images": "images"}
+
+
+def test_jsonl_paths_follow_the_chosen_media_folder(tmp_path) -> None:
+    (tmp_path / "images").mkdir()
+    table, _ = _build("pushpins", tmp_path / "images")
+    write_jsonl(tmp_path / "a.jsonl", table, tmp_path)
+    record = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])
+    assert all(p.startswith("images/") for p in record["images"])
+    with pytest.raises(ValueError, match="outside the JSONL's media folder"):
+        write_jsonl(tmp_path / "b.jsonl", table, tmp_path / "elsewhere")
+    lone = table.assign(example_target=None, example_image_path=None)
+    assert write_jsonl(tmp_path / "c.jsonl", lone).without_example == len(table)  # the trainer needs an example
 
 
 def test_unparseable_answers_are_reported(tmp_path) -> None:
@@ -211,3 +220,24 @@ def test_boxes_are_cited_from_left_to_right(tmp_path) -> None:
     for think_text in table.loc[table["subquery_id"] == "row_1", "think"]:
         lefts = [int(m[0]) for m in BOX.findall(think_text)[1:]]  # after the box itself
         assert lefts == sorted(lefts)
+
+
+def test_the_drop_policy_reports_per_class_what_it_removed(tmp_path) -> None:
+    _, records = _build("pushpins", tmp_path)
+    records = _contradicted(records)
+    removed = build_cot(get_spec("pushpins"), records, {}, CotConfig()).removed.set_index("class")
+    assert removed.loc["normal"].tolist() == [3, 1, 1, pytest.approx(1 / 3)]
+    assert removed.loc["missing_pushpin"].tolist() == [1, 0, 0, 0.0]
+    assert set(removed.index) == {"normal", "missing_pushpin", "1_additional_pushpin"}
+    kept = build_cot(get_spec("pushpins"), records, {}, CotConfig(policy="keep_label_answer")).removed
+    assert kept["flagged"].sum() == 1 and kept["removed"].sum() == 0
+
+
+def test_a_class_thinned_by_the_drop_policy_stops_the_chain(tmp_path) -> None:
+    from assets.instruction_data import class_removal_check
+
+    _, records = _build("pushpins", tmp_path)
+    build = build_cot(get_spec("pushpins"), _contradicted(records), {}, CotConfig())  # 1 of 3 normal images
+    check = class_removal_check(build, 0.2)
+    assert not check.passed and check.metadata["classes_over_limit"].value == ["normal"]
+    assert class_removal_check(build, 0.5).passed

@@ -4,6 +4,7 @@ tiny colour backend registered for the test."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -47,7 +48,7 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
     result = _run(resources)
     assert result.success
     mine = {"augmented_labels_follow_h", "cut_paste_visible", "cot_answers_parse", "grounding_contradictions",
-            "cot_answer_agreement"}
+            "cot_answer_agreement", "class_share_removed"}
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name in mine}
     assert set(checks) == mine
     assert all(c.passed for c in checks.values()), {k: c.metadata for k, c in checks.items() if not c.passed}
@@ -75,6 +76,10 @@ def test_instruction_chain_materializes_with_passing_checks(resources, tmp_path)
     assert "data:image/png;base64," in cot_meta["examples"].value and "**think:**" in cot_meta["examples"].value
     assert cot_meta["rows"].value == len(cot) and cot_meta["flagged_rate"].value == 0.0
     assert cot_meta["jsonl"].value.endswith("cot_dataset/pushpins.jsonl")
+    assert "| normal |" in cot_meta["removed_by_class"].value
+    media = Path(cot_meta["jsonl_media_dir"].value)  # the generated tree and the augmented images share <storage>
+    images = json.loads(lines[0])["images"]
+    assert not any(Path(p).is_absolute() for p in images) and all((media / p).is_file() for p in images)
 
 
 def test_fewer_augmentations_remove_stale_images(resources, tmp_path) -> None:

@@ -88,6 +88,16 @@ def test_train_ratio_from_run_config(tmp_path) -> None:
     assert single["split"].value_counts().to_dict() == {"train": 5, "test": 5}
 
 
+def test_scenario_ratio_from_run_config(tmp_path) -> None:
+    """The per-scenario ratio (pushpins' Table I row) is a launchpad setting, checked by split_counts."""
+    root = build_tree(tmp_path / "loco", TreeSpec("pushpins", ["a"], single={"a": 10}))
+    result = _run(root, tmp_path / "storage", config={"scenario_train_ratios": {"pushpins": 0.4}})
+    assert result.success and _checks(result)["split_counts"].passed
+    frame = pd.read_parquet(tmp_path / "storage/loco_fc_split/pushpins.parquet")
+    single = frame[frame["n_defect_types"] == 1]
+    assert single["split"].value_counts().to_dict() == {"train": 4, "test": 6}
+
+
 def test_definitions_load() -> None:
     from pipelines.definitions import defs
 

@@ -71,3 +71,45 @@ def test_columns_and_types(tmp_path) -> None:
     anomalous = frame.set_index("image_id").loc["pushpins/test/logical_anomalies/002"]
     assert anomalous["mask_paths"][0].endswith("ground_truth/logical_anomalies/002/000.png")
     assert (anomalous["width"], anomalous["height"]) == (12, 8)
+
+
+def test_a_class_of_one_or_two_images_reaches_the_test_set(tmp_path) -> None:
+    """round(0.8 · 2) = 2 would put both images of a class in train: min_test_per_class keeps one for test."""
+    spec = TreeSpec("pushpins", ["one", "two", "ten"], single={"one": 1, "two": 2, "ten": 10})
+    found = scan_loco_scenario(build_tree(tmp_path, spec), "pushpins")
+    counts = split_counts(loco_fc_split(found, SplitConfig()))
+    assert counts.loc["two"].tolist() == [1, 1]
+    assert counts.loc["one"].tolist() == [1, 0]  # its only image stays where the model can learn the class
+    assert counts.loc["ten"].tolist() == [8, 2]  # the ratio decides when it leaves enough for test
+    ratio_only = split_counts(loco_fc_split(found, SplitConfig(min_test_per_class=0)))
+    assert ratio_only.loc["two"].tolist() == [2, 0]
+    three = split_counts(loco_fc_split(found, SplitConfig(min_test_per_class=3)))
+    assert three.loc["ten"].tolist() == [7, 3] and three.loc["two"].tolist() == [1, 1]
+
+
+def test_a_scenario_ratio_gives_pushpins_table_one_row(real_sized_root) -> None:
+    config = SplitConfig(scenario_train_ratios={"pushpins": 0.4})
+    pushpins = table_one_row(loco_fc_split(scan_loco_scenario(real_sized_root, "pushpins"), config))
+    assert (pushpins["train_single"], pushpins["test_single"]) == (32, 48)  # Table I's pushpins row
+    screws = table_one_row(loco_fc_split(scan_loco_scenario(real_sized_root, "screw_bag"), config))
+    assert screws == table_one_row(loco_fc_split(scan_loco_scenario(real_sized_root, "screw_bag"), SplitConfig()))
+    assert config.ratio_for("screw_bag") == 0.8
+
+
+@pytest.mark.parametrize("bad", [{"train_ratio": 1.5}, {"scenario_train_ratios": {"pushpins": -0.1}},
+                                 {"min_test_per_class": -1}])
+def test_split_settings_are_checked(bad) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SplitConfig(**bad)
+
+
+def test_the_counts_check_follows_the_scenario_ratio(tmp_path) -> None:
+    from assets.split import split_checks
+
+    spec = TreeSpec("pushpins", ["a", "b"], single={"a": 10, "b": 2})
+    found = scan_loco_scenario(build_tree(tmp_path, spec), "pushpins")
+    config = SplitConfig(scenario_train_ratios={"pushpins": 0.4})
+    checks = {c.check_name: c for c in split_checks(loco_fc_split(found, config), found, config)}
+    assert checks["split_counts"].passed
+    wrong = {c.check_name: c for c in split_checks(loco_fc_split(found, SplitConfig()), found, config)}
+    assert not wrong["split_counts"].passed

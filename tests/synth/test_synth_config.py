@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from models.synth import LOGICAL_DEFECTS, MULTI_COMBOS, SCENARIOS, GeneratorConfig
-from models.synth.config import defects_config, pixel_values, structural_defects
+from models.synth.config import (
+    ORIGINAL_SIZES,
+    defects_config,
+    defects_config_bytes,
+    image_size,
+    pixel_values,
+    scaled_defects_config,
+    structural_defects,
+)
 from models.synth.generate import image_count, plan_images
 
 
@@ -70,3 +80,22 @@ def test_default_plan_gives_every_class_ten_single_anomaly_images() -> None:
     for scenario in SCENARIOS:
         singles = [p.logical[0] for p in plan_images(scenario, config) if len(p.logical) == 1]
         assert {singles.count(d) for d in LOGICAL_DEFECTS[scenario]} == {10}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_absolute_saturation_thresholds_scale_with_the_image_area(scenario: str) -> None:
+    assert scaled_defects_config(scenario, 1.0) == defects_config_bytes(scenario)
+    (h, w), (real_h, real_w) = image_size(scenario, 0.25), ORIGINAL_SIZES[scenario]
+    scaled = json.loads(scaled_defects_config(scenario, 0.25))
+    shipped = list(defects_config(scenario))
+    assert [(e["defect_name"], e["pixel_value"], e["relative_saturation"]) for e in scaled] == [
+        (e["defect_name"], e["pixel_value"], e["relative_saturation"]) for e in shipped]
+    for got, real in zip(scaled, shipped, strict=True):
+        if real["relative_saturation"]:
+            assert got["saturation_threshold"] == real["saturation_threshold"]  # a share of the defect: no unit
+        else:
+            ratio = h * w / (real_h * real_w)
+            assert got["saturation_threshold"] == max(1, round(real["saturation_threshold"] * ratio))
+            assert isinstance(got["saturation_threshold"], int)
+    capped = json.loads(scaled_defects_config(scenario, 0.25, {e["defect_name"]: 3 for e in shipped}))
+    assert all(e["saturation_threshold"] == 3 for e in capped if not e["relative_saturation"])

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from models.synth import LOGICAL_DEFECTS, MULTI_COMBOS, SCENARIOS
-from models.synth.config import defects_config_bytes, image_size, structural_defects
+from models.synth.config import defects_config_bytes, image_size, scaled_defects_config, structural_defects
 from tests.synth.synth_helpers import Generated
 
 SOURCES = (
@@ -43,7 +43,13 @@ def test_layout_is_exactly_loco(generated: Generated, scenario: str) -> None:
     ]
     assert [p.name for p in (root / "train").iterdir()] == ["good"]
     assert [p.name for p in (root / "validation").iterdir()] == ["good"]
-    assert (root / "defects_config.json").read_bytes() == defects_config_bytes(scenario)
+    written = json.loads((root / "defects_config.json").read_text())
+    scaled = json.loads(scaled_defects_config(scenario, generated.config.scale))
+    def without_threshold(entries: list[dict]) -> list[dict]:
+        return [{**e, "saturation_threshold": None} for e in entries]
+
+    assert without_threshold(written) == without_threshold(scaled)
+    assert all(w["saturation_threshold"] <= s["saturation_threshold"] for w, s in zip(written, scaled, strict=True))
     for source in SOURCES:
         stems = _stems(root / source)
         assert stems, f"{scenario}/{source} is empty"
@@ -125,3 +131,29 @@ def test_multi_anomaly_images_show_both_types(generated: Generated) -> None:
         for row in multi.itertuples():
             for defect in row.labels:
                 assert generated.defect_mask(scenario, row.image_id, defect).any()
+
+
+def saturation_warnings(loco_root, scenario: str, config: list[dict]) -> tuple[int, int]:
+    """(channels whose absolute saturation threshold exceeds the defect's pixels, all channels): a ground-truth
+    channel is one defect type's pixels in one mask folder, as the official MVTec LOCO evaluator reads them."""
+    by_value = {entry["pixel_value"]: entry for entry in config}
+    warned = channels = 0
+    for folder in sorted((loco_root / scenario / "ground_truth").glob("*/*")):
+        pixels = np.concatenate([np.asarray(Image.open(p)).ravel() for p in sorted(folder.glob("*.png"))])
+        for value, area in zip(*np.unique(pixels[pixels > 0], return_counts=True), strict=True):
+            entry = by_value[int(value)]
+            channels += 1
+            warned += not entry["relative_saturation"] and entry["saturation_threshold"] > area
+    return warned, channels
+
+
+def test_no_ground_truth_channel_trips_the_saturation_warning(generated: Generated) -> None:
+    """Full-size thresholds over reduced-scale masks ask for more pixels than the defects have; the generated
+    defects_config.json scales them with the image area and caps them at the smallest drawn region."""
+    warned = {"shipped": 0, "written": 0}
+    for scenario in SCENARIOS:
+        written = json.loads((generated.loco / scenario / "defects_config.json").read_text())
+        shipped = json.loads(defects_config_bytes(scenario))
+        warned["written"] += saturation_warnings(generated.loco, scenario, written)[0]
+        warned["shipped"] += saturation_warnings(generated.loco, scenario, shipped)[0]
+    assert warned["written"] == 0 and warned["shipped"] > 50, warned
