@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import platform
 import shutil
 import sys
@@ -182,7 +181,7 @@ def prepare_scenario(scenario: str, size: Size, work: Path, *, augment: bool, pa
     spec = get_spec(scenario, scenario_dir())
     seconds: dict[str, float] = {}
     began = time.perf_counter()
-    generated = work / "generated"
+    generated = work / "loco_data"
     ensure_generated(scenario, generated, replace(size.data, seed=seed))
     split = loco_fc_split(scan_loco_scenario(loco_root(generated), scenario), SplitConfig(seed=seed))
     seconds["generate_and_split"] = time.perf_counter() - began
@@ -562,7 +561,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark_version": BENCHMARK_VERSION,
         "command": "python -m benchmarks.learning " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": str(device), "cpu": cpu_model(), "threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "scenarios": args.scenarios, "size": args.size, "method": args.method,
         "generator": asdict(size.data), "model": asdict(size.model), "parameters": n_parameters,
         "images": {s: {"train": int((d.split["split"] == "train").sum()), "test": len(d.test),

@@ -88,3 +88,18 @@ def test_method_is_validated_and_full_needs_no_lora_targets():
     with pytest.raises(ValueError, match="no LoRA targets"):
         TrainConfig(lora_targets=())
     assert TrainConfig(method="full", lora_targets=()).result_settings()["method"] == "full"
+
+
+def test_cached_pixel_values_equal_fresh_ones(tiny_model_dir, samples):
+    from models.vlm.encoding import PromptEncoder, cache_pixel_values, request_from_row
+
+    vlm = LoadedVLM.from_pretrained(tiny_model_dir)
+    fresh = [PromptEncoder(vlm.processor).encode_prompt(request_from_row(r)) for r in samples.to_dict("records")]
+    cache_pixel_values(vlm.processor, max_images=3)
+    encoder = PromptEncoder(vlm.processor)
+    for _ in range(2):  # the second pass reads the cache (and evicts: 5 images, 3 kept)
+        cached = [encoder.encode_prompt(request_from_row(r)) for r in samples.to_dict("records")]
+        for a, b in zip(fresh, cached, strict=True):
+            assert torch.equal(a.pixel_values, b.pixel_values) and torch.equal(a.image_grid_thw, b.image_grid_thw)
+            assert torch.equal(a.input_ids, b.input_ids)
+    assert len(vlm.processor.image_processor.cache) == 3
