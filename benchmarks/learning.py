@@ -97,6 +97,7 @@ class Size:
     first_eval: int = 64  # samples seen at the first curve point
     eval_images: int | None = None  # held-out images of the curve points (None: all; the final rows use all)
     max_new_tokens: int | None = None  # a cap on the generation limit (None: room for the longest target)
+    test_images: int | None = None  # held-out images of the rows (None: every test image of the split)
 
 
 def _model(hidden: int, layers: int, heads: int = 4, vision_hidden: int = 64, vision_depth: int = 2,
@@ -119,12 +120,16 @@ SIZES = {
     "small": Size(GeneratorConfig(scale=0.15, train_good=12, validation_good=0, test_good=6, per_logical_class=6,
                                   per_multi_combo=1, structural=0), _model(128, 4), first_eval=32, eval_images=12),
     # two CPU cores in half an hour
-    "medium": Size(GeneratorConfig(scale=0.2, train_good=60, validation_good=0, test_good=12, per_logical_class=25,
-                                   per_multi_combo=2, structural=0), _model(128, 4), first_eval=64, eval_images=24),
+    "medium": Size(GeneratorConfig(scale=0.2, train_good=40, validation_good=0, test_good=10, per_logical_class=15,
+                                   per_multi_combo=1, structural=0), _model(128, 4), first_eval=64, eval_images=24,
+                   test_images=48),
+    # the built-in model (models.vlm.tiny's defaults) on the small data: what its training preset is chosen on
+    "builtin": Size(GeneratorConfig(scale=0.15, train_good=12, validation_good=0, test_good=6, per_logical_class=6,
+                                    per_multi_combo=1, structural=0), TinyQwenConfig(), first_eval=32, eval_images=12),
     # a GPU for a few minutes
     "large": Size(GeneratorConfig(scale=0.25, train_good=400, validation_good=0, test_good=40, per_logical_class=150,
                                   per_multi_combo=8, structural=0), _model(256, 6, vision_hidden=128, vision_depth=4),
-                  first_eval=256, eval_images=80),
+                  first_eval=256, eval_images=80, test_images=200),
 }
 
 
@@ -168,11 +173,21 @@ class ScenarioData:
 
     @property
     def test(self) -> pd.DataFrame:
-        return self.split[self.split["split"] == "test"]
+        """The held-out images the rows are evaluated on."""
+        asked = {q.image_id for q in self.test_questions}
+        return self.split[self.split["image_id"].isin(asked)]
 
     def cot(self, row: TrainedRow, seed: int) -> pd.DataFrame:
         records = self.records + (self.augmented if row.augmentation else [])
         return build_cot(self.spec, records, self.questions, CotConfig(reasoning=row.reasoning, seed=seed)).table
+
+
+def held_out_order(test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The test split in the order its images are used: one image of each label set first (so a cut keeps every
+    class while it can), then the rest shuffled."""
+    first = test.groupby(test["labels"].map(tuple), group_keys=False).head(1).sample(frac=1.0, random_state=seed)
+    rest = test[~test["image_id"].isin(first["image_id"])].sample(frac=1.0, random_state=seed)
+    return pd.concat([first, rest], ignore_index=True)
 
 
 def prepare_scenario(scenario: str, size: Size, work: Path, *, augment: bool, paraphrases: int,
@@ -211,11 +226,9 @@ def prepare_scenario(scenario: str, size: Size, work: Path, *, augment: bool, pa
     truth_objects = objects_from_frame(pd.read_parquet(annotations_path(generated, scenario)))
     true_answers = {i: inverse(spec, labels, truth_objects.get(i, [])).answers
                     for i, labels in zip(test["image_id"], test["labels"], strict=True)}
-    curve_test = test
-    if size.eval_images is not None and size.eval_images < len(test):  # every class kept while it can be
-        curve_test = test.groupby(test["labels"].map(tuple), group_keys=False).head(1)
-        rest = test[~test["image_id"].isin(curve_test["image_id"])].sample(frac=1.0, random_state=seed)
-        curve_test = pd.concat([curve_test, rest]).head(size.eval_images)
+    held_out = held_out_order(test, seed)
+    test = held_out.head(size.test_images or len(held_out))
+    curve_test = held_out.head(min(size.eval_images or len(test), len(test)))
     return ScenarioData(
         spec=spec, split=split, records=records, augmented=augmented, questions=questions,
         test_questions=build_questions(test, spec, examples),
@@ -357,7 +370,7 @@ class Benchmark:
         cpu_began = time.process_time()
         stop_at = min(self.deadline, time.monotonic() + share)
         next_eval = settings.size.first_eval
-        state: dict[str, Any] = {"model": None, "steps": 0}
+        state: dict[str, Any] = {"model": None, "steps": 0, "eval_cpu": 0.0}
         processor = LoadedVLM.from_pretrained(self.model_dir, self.vlm_config).processor
         curve_questions = {s: d.curve_questions for s, d in self.data.items()}
         losses: list[float] = []
@@ -367,12 +380,15 @@ class Benchmark:
             state["model"], state["steps"] = model, step
             seen = step * settings.batch_size
             if seen >= next_eval and time.monotonic() + 2 * self.eval_seconds < stop_at:
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 vlm = LoadedVLM(model, processor, self.vlm_config, self.model_dir)
                 point = score(self.ask(vlm, curve_questions, row.name, max_new_tokens), self.data)
                 self.eval_seconds = time.perf_counter() - t0
-                self.curves.append({"row": row.name, "samples_seen": seen, "train_seconds":
-                                    round(time.perf_counter() - began - self.eval_seconds, 1),
+                state["eval_seconds"] = state.get("eval_seconds", 0.0) + self.eval_seconds
+                state["eval_cpu"] += time.process_time() - cpu0
+                self.curves.append({"row": row.name, "samples_seen": seen,
+                                    "train_seconds": round(time.perf_counter() - began - state["eval_seconds"], 1),
+                                    "train_cpu_seconds": round(time.process_time() - cpu_began - state["eval_cpu"], 1),
                                     "loss": losses[-1] if losses else None, **point})
                 logger.info("%s after %d samples: %s", row.name, seen, point)
                 next_eval *= 2
@@ -388,15 +404,15 @@ class Benchmark:
             train_lora(self.model_dir, samples, config, self.work / "runs" / row.name, model_config=self.vlm_config,
                        resume=False, progress_callback=on_event, step_callback=on_step,
                        answer_checker=self.answer_checker)
-        train_seconds = time.perf_counter() - began
-        cpu_seconds = time.process_time() - cpu_began
+        train_seconds = time.perf_counter() - began - state.get("eval_seconds", 0.0)
+        cpu_seconds = time.process_time() - cpu_began - state["eval_cpu"]
         model = state["model"]
         vlm = LoadedVLM(model, processor, self.vlm_config, self.model_dir)
         t0 = time.perf_counter()
         predictions = self.ask(vlm, {s: d.test_questions for s, d in self.data.items()}, row.name, max_new_tokens)
         seen = state["steps"] * settings.batch_size
         self.curves.append({"row": row.name, "samples_seen": seen, "train_seconds": round(train_seconds, 1),
-                            "loss": losses[-1] if losses else None,
+                            "train_cpu_seconds": round(cpu_seconds, 1), "loss": losses[-1] if losses else None,
                             **score(predictions[predictions["image_id"].isin(
                                 {q.image_id for qs in curve_questions.values() for q in qs})], self.data)})
         self.record(row.name, predictions, samples_seen=seen, training_samples=len(samples),
@@ -504,6 +520,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, help="override the model's text layers")
     parser.add_argument("--max-samples", type=int, help="samples each trained row may see at most")
     parser.add_argument("--eval-images", type=int, help="held-out images per curve point")
+    parser.add_argument("--test-images", type=int, help="held-out images per row (the curve's come first)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"), help="output folder")
     return parser.parse_args(argv)
@@ -520,7 +537,8 @@ def size_from(args: argparse.Namespace) -> Size:
                        vision_hidden=model.vision_hidden_size, vision_depth=model.vision_depth, vocab=model.vocab_size)
     return replace(size, data=replace(size.data, **data), model=model,
                    max_samples=args.max_samples if args.max_samples is not None else size.max_samples,
-                   eval_images=args.eval_images if args.eval_images is not None else size.eval_images)
+                   eval_images=args.eval_images if args.eval_images is not None else size.eval_images,
+                   test_images=args.test_images if args.test_images is not None else size.test_images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
