@@ -117,9 +117,9 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     if "finetuned" in methods:
         try:
             trained_kind(adapter)
-        except FileNotFoundError as exc:
-            raise Failure(f"{exc}; or materialize vlm_adapter for {spec.scenario} first, or leave 'finetuned' "
-                          "out of methods") from None
+        except FileNotFoundError:
+            raise Failure(f"no fine-tuned weights (LoRA adapter or full checkpoint) at {adapter}: materialize "
+                          f"vlm_adapter for {spec.scenario} first, or leave 'finetuned' out of methods") from None
     train_ids = loco_fc_split.loc[loco_fc_split["split"] == "train", "image_id"]
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))

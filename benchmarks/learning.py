@@ -121,8 +121,8 @@ SIZES = {
                                   per_multi_combo=1, structural=0), _model(128, 4), first_eval=32, eval_images=12),
     # two CPU cores in half an hour
     "medium": Size(GeneratorConfig(scale=0.2, train_good=40, validation_good=0, test_good=10, per_logical_class=15,
-                                   per_multi_combo=1, structural=0), _model(128, 4), first_eval=64, eval_images=24,
-                   test_images=48),
+                                   per_multi_combo=1, structural=0), _model(128, 4), first_eval=64, eval_images=12,
+                   test_images=40),
     # the built-in model (models.vlm.tiny's defaults) on the small data: what its training preset is chosen on
     "builtin": Size(GeneratorConfig(scale=0.15, train_good=12, validation_good=0, test_good=6, per_logical_class=6,
                                     per_multi_combo=1, structural=0), TinyQwenConfig(), first_eval=32, eval_images=12),

@@ -104,7 +104,7 @@ from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
 
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2  # 2: the tiny preset trains every weight (method full)
 """Bump when training gives another adapter for the same settings, data and base model: it is part of the run
 key (`models.vlm.fine_tuning.run_key`), so runs of the old code are not resumed, and of the fine-tuning assets'
 code version, so the retraining schedule starts a run."""
