@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from assets.ablation import ABLATIONS, TABLE_III_ROWS
 from models.devices import resolve_device
 from models.envelope import format_answer_only
 from models.evaluation import build_questions, compute_metrics, local_answerer, predict, select_examples
@@ -146,11 +147,11 @@ class TrainedRow:
 
 
 TRAINED_ROWS = (
-    TrainedRow("sft_answers", "+ SFT (answers only)", "answer_only"),
-    TrainedRow("sft_reasoning", "+ reasoning", "no_boxes"),
-    TrainedRow("sft_reasoning_boxes", "+ boxes in the reasoning", "boxes"),
+    # Table III's middle rows as the ablation stage defines them (assets.ablation.ABLATIONS) ...
+    *(TrainedRow(name, a.table_iii_row, a.reasoning, resampling=a.resampling) for name, a in ABLATIONS.items()),
+    # ... then augmentation alone, and the main chain (its last row)
     TrainedRow("sft_augmentation", "+ augmentation", "boxes", augmentation=True),
-    TrainedRow("finetuned", "+ augmentation and resampling", "boxes", augmentation=True, resampling=True),
+    TrainedRow("finetuned", TABLE_III_ROWS[-1][0], "boxes", augmentation=True, resampling=True),
 )
 LABELS = {"always_normal": "always normal (baseline)", "flag_everything": "flag everything (baseline)",
           "icl": "decomposition only (in context)", **{r.name: r.label for r in TRAINED_ROWS}}
@@ -502,7 +503,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="full fine-tuning (every weight; a random model has nothing for LoRA to adapt) or lora")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers encoding training samples")
     parser.add_argument("--pixel-cache-images", type=int, default=4096,
-                        help="images whose preprocessed pixels are kept (0: preprocess every time)")
+                        help="images whose preprocessed pixels are kept (0: preprocess every time); the cache lives "
+                             "where samples are encoded: for the run with --workers 0, for an epoch in a worker")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
