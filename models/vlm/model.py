@@ -104,9 +104,6 @@ def check_adapter_dir(path: str | Path) -> Path:
     return directory
 
 
-TRAINED_KINDS = ("lora", "full")
-
-
 def trained_kind(path: str | Path) -> str:
     """What fine-tuning published in ``path``: ``lora`` (a PEFT adapter, ``adapter_config.json``) or ``full`` (a
     whole checkpoint, ``config.json``, loaded like a base checkpoint). The files say it; a folder with neither, or
