@@ -346,9 +346,11 @@ class Benchmark:
         self.record("flag_everything", flag_everything(normal, self.data))
 
     def in_context(self, max_new_tokens: int) -> None:
+        """The untrained model in context, on the curve's held-out images: it writes to the generation limit on
+        every question, so the whole test set would cost as much as a trained row's whole share."""
         vlm = LoadedVLM.from_pretrained(self.model_dir, self.vlm_config)
         began = time.perf_counter()
-        predictions = self.ask(vlm, {s: d.test_questions for s, d in self.data.items()}, "icl", max_new_tokens)
+        predictions = self.ask(vlm, {s: d.curve_questions for s, d in self.data.items()}, "icl", max_new_tokens)
         self.record("icl", predictions, eval_seconds=round(time.perf_counter() - began, 1))
 
     # -- trained rows
