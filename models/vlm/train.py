@@ -104,10 +104,10 @@ from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
 
-TRAINING_VERSION = 2  # 2: the tiny preset trains every weight (method full)
+TRAINING_VERSION = 2
 """Bump when training gives another adapter for the same settings, data and base model: it is part of the run
 key (`models.vlm.fine_tuning.run_key`), so runs of the old code are not resumed, and of the fine-tuning assets'
-code version, so the retraining schedule starts a run."""
+code version, so the retraining schedule starts a run. 2: the tiny preset trains every weight (``method: full``)."""
 SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
                   "example_target")
 
@@ -159,8 +159,9 @@ class TrainConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes (0: encode in the "
                                                           "training process).", "runtime": True})
     pixel_cache_images: int = field(default=0, metadata={
-        "help": "Images whose preprocessed pixel values are kept in memory (about 13 ms of CPU each to recompute; "
-                "per DataLoader worker); 0: none.", "runtime": True})
+        "help": "Images whose preprocessed pixel values are kept in memory (about 13 ms of CPU each to recompute): "
+                "for the whole run with num_workers 0, for an epoch in each DataLoader worker; 0: none.",
+        "runtime": True})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (the update is scaled by "
                                                           "lora_alpha / lora_r)."})
