@@ -244,14 +244,18 @@ def score(predictions: pd.DataFrame, data: dict[str, ScenarioData]) -> dict[str,
     classes = {s: d.spec.class_names for s, d in data.items()}
     table = compute_metrics(predictions, classes, list(data)).table_ii.iloc[0]
     correct, abnormal = [], []
+    per_subquery: dict[str, dict[str, list[bool]]] = {}
     for row in predictions.itertuples(index=False):
         spec = data[row.scenario].spec
         sub = spec.subquery(row.subquery_id)
         true = data[row.scenario].true_answers[row.image_id][row.subquery_id]
         ok = answer_matches(sub, row.raw_output, true)
         correct.append(ok)
+        kind = "normal"
         if sub.check_value(true) != sub.check_value(sub.normal):
             abnormal.append(ok)
+            kind = "abnormal"
+        per_subquery.setdefault(f"{row.scenario}/{row.subquery_id}", {"normal": [], "abnormal": []})[kind].append(ok)
     return {
         "binary_f1": float(table["average/binary_f1"]),
         "macro_f1": float(table["average/macro_f1"]),
@@ -260,6 +264,9 @@ def score(predictions: pd.DataFrame, data: dict[str, ScenarioData]) -> dict[str,
         "abnormal_answers": len(abnormal),
         "parseable": float(predictions["parseable"].mean()),
         "images": int(predictions["image_id"].nunique()),
+        # per subquery: accuracy where the true answer is the normal one and where it is not, and how many of each
+        "per_subquery": {key: {f"{kind}_accuracy": float(np.mean(oks)) if oks else None for kind, oks in found.items()}
+                         | {kind: len(oks) for kind, oks in found.items()} for key, found in per_subquery.items()},
     }
 
 
@@ -483,6 +490,19 @@ def table_text(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def learned_subqueries(rows: dict[str, dict[str, Any]]) -> str:
+    """Per trained row, the subqueries answered right at least once where the true answer is not the normal one
+    (which an always-normal model never is)."""
+    lines = []
+    for name, row in rows.items():
+        if "samples_seen" not in row:
+            continue
+        found = [f"{key} {v['abnormal_accuracy']:.2f} of {v['abnormal']}" for key, v in row["per_subquery"].items()
+                 if v.get("abnormal_accuracy")]
+        lines.append(f"{name}: {', '.join(found) if found else 'none beyond the normal answer'}")
+    return "\n".join(lines)
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -599,6 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.method} fine-tuning on {device} ({cpu_model()}), {summary['wall_seconds']:.0f} s")
     print(f"images: {json.dumps(summary['images'])}")
     print(table_text(bench.rows))
+    print("\nsubqueries with a non-normal true answer answered right (accuracy of n):")
+    print(learned_subqueries(bench.rows))
     print(f"\ncurves: {curves_png}\njson:   {json_path}\npredictions: {predictions_path}")
     return 0
 
