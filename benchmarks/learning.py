@@ -459,18 +459,21 @@ def plot_curves(curves: pd.DataFrame, rows: dict[str, dict[str, Any]], path: Pat
     from matplotlib.figure import Figure
 
     metrics = [("abnormal_answer_accuracy", "accuracy, subqueries with a non-normal answer"),
-               ("binary_f1", "binary F1 (%)"), ("macro_f1", "macro F1 (%)")]
-    fig = Figure(figsize=(15, 4.2), dpi=100)
+               ("accuracy", "accuracy, every subquery"), ("binary_f1", "binary F1 (%)"), ("macro_f1", "macro F1 (%)")]
+    fig = Figure(figsize=(20, 4.2), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, len(metrics))
+    seen = curves["samples_seen"][curves["samples_seen"] > 0] if len(curves) else pd.Series(dtype=float)
     for ax, (metric, title) in zip(axes, metrics, strict=True):
         for name, group in curves.groupby("row", sort=False):
             group = group.sort_values("samples_seen")
-            ax.plot(group["samples_seen"].clip(lower=1), group[metric], marker="o", label=LABELS.get(name, name))
+            ax.plot(group["samples_seen"], group[metric], marker="o", label=LABELS.get(name, name))
         for name, style in (("always_normal", "--"), ("flag_everything", ":"), ("icl", "-.")):
             if name in rows and metric in rows[name]:
                 ax.axhline(rows[name][metric], linestyle=style, color="grey", label=LABELS[name])
-        ax.set_xscale("symlog", linthresh=1.0)
+        if len(seen):
+            ax.set_xscale("log")
+            ax.set_xlim(seen.min() / 1.5, seen.max() * 1.5)
         ax.set_xlabel("training samples seen")
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=7)
