@@ -339,7 +339,8 @@ class Benchmark:
     def record(self, name: str, predictions: pd.DataFrame, **extra: Any) -> None:
         scores = score(predictions, self.data)
         if name == "flag_everything":  # labels only: it gives no answers
-            scores.update(accuracy=float("nan"), abnormal_answer_accuracy=float("nan"), parseable=float("nan"))
+            scores.update(accuracy=float("nan"), abnormal_answer_accuracy=float("nan"), parseable=float("nan"),
+                          per_subquery={})
         self.rows[name] = {"label": LABELS.get(name, name), **scores, **extra}
         self.predictions.append(predictions.assign(method=name))
         logger.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in self.rows[name].items()})
