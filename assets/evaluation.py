@@ -52,6 +52,7 @@ from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
 from models.spec import ScenarioSpec
 from models.spec.metrics import scenario_scores
+from models.vlm import trained_kind
 from resources.config_mirror import mirror
 from resources.llm import ChatEndpoint
 from resources.metadata import frame_data_version, image_markdown, markdown_table
@@ -113,9 +114,12 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     settings = config.to_core()
     methods, skipped = _methods(config.methods, icl_endpoint)
     adapter = storage.layout.adapter_dir(spec.scenario)
-    if "finetuned" in methods and not (adapter / "adapter_config.json").is_file():
-        raise Failure(f"no LoRA adapter at {adapter}: materialize vlm_adapter for {spec.scenario} first, "
-                      "or leave 'finetuned' out of methods")
+    if "finetuned" in methods:
+        try:
+            trained_kind(adapter)
+        except FileNotFoundError:
+            raise Failure(f"no fine-tuned weights (LoRA adapter or full checkpoint) at {adapter}: materialize "
+                          f"vlm_adapter for {spec.scenario} first, or leave 'finetuned' out of methods") from None
     train_ids = loco_fc_split.loc[loco_fc_split["split"] == "train", "image_id"]
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
@@ -181,7 +185,7 @@ def _answerers(methods: list[str], vlm: VisionLanguageModel, endpoint: ChatEndpo
         loaded = vlm.load()
         for method in local:
             if method == "finetuned":
-                loaded.load_adapter(adapter)
+                loaded.load_trained(adapter)
             yield method, vlm.model_dir().name, local_answerer(loaded, batch_size=settings.batch_size,
                                                                 max_new_tokens=max_new_tokens)
     if "icl_api" in methods:

@@ -26,6 +26,7 @@ from dagster import (
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from models.vlm import trained_kind
 from models.vlm.fine_tuning import FineTuningRun, adapter_digest, epoch_summary, training_samples
 from models.vlm.inference import generation_room
 from resources.fine_tuning import FineTuneConfig, train_in_pipes
@@ -97,6 +98,7 @@ def vlm_adapter(context: AssetExecutionContext, config: FineTuneConfig, cot_data
         data_version=DataVersion(adapter_digest(final_dir)),
         metadata={
             "adapter_dir": MetadataValue.path(str(final_dir)),
+            "weights": trained_kind(final_dir),
             "checkpoints": MetadataValue.path(str(run.directory)),
             **base,
             "cot_dataset_data_version": frame_data_version(cot_dataset).value,

@@ -160,7 +160,8 @@ class StorageLayout:
         return self.root / "checkpoints" / "vlm_adapter" / scenario
 
     def adapter_dir(self, scenario: str) -> Path:
-        """The final LoRA adapter of the scenario (a PEFT adapter directory, safetensors)."""
+        """What fine-tuning published for the scenario (safetensors): a PEFT adapter directory, or a whole
+        checkpoint after full fine-tuning (`models.vlm.trained_kind` tells which)."""
         return self.training_dir(scenario) / "final"
 
     def ablation_dir(self, configuration: str, scenario: str) -> Path:

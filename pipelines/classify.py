@@ -36,6 +36,7 @@ from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, PredictionCon
 from models.evaluation.predict import ICLExample, normal_answer_examples
 from models.spec import ScenarioSpec, UnparseablePolicy, get_spec
 from models.storage import StorageLayout, scenario_dir, vlm_checkpoint
+from models.vlm import trained_kind
 from models.vlm.encoding import image_shape_problem
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, positive_int, run
 from resources.storage import StorageResource
@@ -95,9 +96,11 @@ def resolve_adapter(args: argparse.Namespace, storage: StorageLayout) -> Path | 
     if args.method == "icl":
         return None
     directory = args.adapter or storage.adapter_dir(args.scenario)
-    if not (directory / "adapter_config.json").is_file():
-        raise BadInput(f"no LoRA adapter at {directory}: materialize vlm_adapter for {args.scenario}, "
-                       "pass --adapter, or use --method icl")
+    try:
+        trained_kind(directory)  # a LoRA adapter or a fully fine-tuned checkpoint
+    except FileNotFoundError:
+        raise BadInput(f"no fine-tuned weights (LoRA adapter or full checkpoint) at {directory}: materialize "
+                       f"vlm_adapter for {args.scenario}, pass --adapter, or use --method icl") from None
     return directory
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from models.vlm import LoadedVLM, VLMConfig, ensure_tiny_qwen25vl
+from models.vlm import LoadedVLM, VLMConfig, ensure_tiny_qwen25vl, trained_kind
 from resources.config_mirror import mirror
 from resources.storage import StorageResource
 
@@ -48,7 +48,10 @@ class VisionLanguageModel(mirror(VLMConfig, base=ConfigurableResource)):
         return self.to_core()
 
     def load(self, adapter_dir: str | Path | None = None) -> LoadedVLM:
-        """The model (and LoRA adapter) ready for inference."""
+        """The model ready for inference, with what fine-tuning published in ``adapter_dir`` when given: a LoRA
+        adapter on this base, or a fully fine-tuned checkpoint loaded in its place (`models.vlm.trained_kind`)."""
+        if adapter_dir is not None and trained_kind(adapter_dir) == "full":
+            return LoadedVLM.from_pretrained(adapter_dir, self.vlm_config())
         vlm = LoadedVLM.from_pretrained(self.model_dir(), self.vlm_config())
         if adapter_dir is not None:
             vlm.load_adapter(adapter_dir)

@@ -3,7 +3,7 @@ difficulty-aware resampling, and batched inference. No Dagster here."""
 
 from models.vlm.encoding import PromptEncoder, PromptRequest
 from models.vlm.inference import ImageFeatureCache, generate, generate_with_image_cache
-from models.vlm.model import LoadedVLM, VLMConfig
+from models.vlm.model import LoadedVLM, VLMConfig, trained_kind
 from models.vlm.prompt import SYSTEM_PROMPT, build_messages, exact_answer_match
 from models.vlm.resampling import DIFFICULTY_COLUMNS, difficulty, group_probabilities
 from models.vlm.tiny import TinyQwenConfig, build_tiny_qwen25vl, ensure_tiny_qwen25vl
@@ -30,4 +30,5 @@ __all__ = [
     "generate_with_image_cache",
     "group_probabilities",
     "train_lora",
+    "trained_kind",
 ]

@@ -3,7 +3,9 @@
 Layout of ``<output_dir>/epoch_NNN/`` (NNN = completed epochs, from 001), format
 ``CHECKPOINT_FORMAT`` (recorded in ``state.json``):
 
-* ``adapter/`` — the LoRA adapter (``adapter_model.safetensors`` + ``adapter_config.json``);
+* ``adapter/`` — the LoRA adapter (``adapter_model.safetensors`` + ``adapter_config.json``), or, for
+  full fine-tuning, ``model/model.safetensors`` — every weight under the module's own names (tied
+  weights once);
 * ``trainer_state.pt`` — optimizer and LR-scheduler state: tensors and plain containers, read with
   ``torch.load(weights_only=True)``, which refuses any other object;
 * ``rng.json`` — python, numpy, torch (CPU and CUDA) RNG states as integers, one entry per
@@ -38,9 +40,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from peft import PeftModel, set_peft_model_state_dict
+from peft import set_peft_model_state_dict
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_model
+from torch import nn
 
 from models.atomic import default_modes
 
@@ -50,6 +53,8 @@ TRAINER_STATE = "trainer_state.pt"
 RNG_STATE = "rng.json"
 STATE = "state.json"
 ADAPTER_WEIGHTS = Path("adapter") / "adapter_model.safetensors"
+MODEL_DIR = "model"
+MODEL_WEIGHTS = Path(MODEL_DIR) / "model.safetensors"
 _EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
 _STATE_KEYS = ("epoch", "global_step", "epoch_losses", "next_probabilities", "config", "data_fingerprint")
 _MT_WORDS = 624  # Mersenne Twister state (python adds the position as a 625th word)
@@ -121,15 +126,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 # -- writing -------------------------------------------------------------------------------------------
-def save_epoch_checkpoint(output_dir: Path, epoch: int, *, model: PeftModel, optimizer: torch.optim.Optimizer,
+def save_epoch_checkpoint(output_dir: Path, epoch: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
                           scheduler: torch.optim.lr_scheduler.LRScheduler, rng_states: list[dict[str, Any]],
-                          state: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Path:
-    """Write ``epoch_NNN/`` atomically (temporary directory, ``COMPLETE`` last, rename)."""
+                          state: dict[str, Any], tables: dict[str, pd.DataFrame], method: str = "lora") -> Path:
+    """Write ``epoch_NNN/`` atomically (temporary directory, ``COMPLETE`` last, rename); ``model`` is the PEFT
+    model (``method="lora"``) or the whole model (``"full"``)."""
     final = epoch_dir(output_dir, epoch)
     tmp = output_dir / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "adapter", safe_serialization=True)
+    if method == "full":  # the module's own parameter names (save_pretrained would rename them for the hub)
+        (tmp / MODEL_DIR).mkdir()
+        save_model(model, str(tmp / MODEL_WEIGHTS))
+    else:
+        model.save_pretrained(tmp / "adapter", safe_serialization=True)
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / TRAINER_STATE)
     (tmp / RNG_STATE).write_text(json.dumps(rng_states))
     (tmp / STATE).write_text(json.dumps({**state, "checkpoint_format": CHECKPOINT_FORMAT}, indent=2, sort_keys=True))
@@ -225,22 +235,53 @@ def _read_adapter(checkpoint: Path) -> dict[str, torch.Tensor]:
         raise invalid_resume_file(path, checkpoint, f"{type(error).__name__}: {error}") from None
 
 
-def load_epoch_checkpoint(checkpoint: Path, *, model: PeftModel, optimizer: torch.optim.Optimizer,
-                          scheduler: torch.optim.lr_scheduler.LRScheduler, rank: int = 0) -> dict[str, Any]:
-    """Restore adapter weights, optimizer, scheduler and this rank's RNG; return the saved state.
+def _read_model(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every weight of a full fine-tuning checkpoint."""
+    path = checkpoint / MODEL_WEIGHTS
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as error:
+        raise invalid_resume_file(path, checkpoint, f"{type(error).__name__}: {error}") from None
+
+
+def _restore_model(checkpoint: Path, model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load a full checkpoint's weights; only tied weights (written once per pair) may lack."""
+    aliases: dict[int, set[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(param), set()).add(name)
+    tied = {name for names in aliases.values() if len(names) > 1 and names & weights.keys() for name in names}
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # a shape mismatch: weights of another model
+        raise invalid_resume_file(checkpoint / MODEL_WEIGHTS, checkpoint, str(error).splitlines()[0]) from None
+    missing = [k for k in result.missing_keys if k not in tied]
+    if missing or result.unexpected_keys:
+        raise invalid_resume_file(checkpoint / MODEL_WEIGHTS, checkpoint,
+                                  f"lacks weights {missing[:3]} / has unknown {result.unexpected_keys[:3]}")
+
+
+def load_epoch_checkpoint(checkpoint: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                          scheduler: torch.optim.lr_scheduler.LRScheduler, rank: int = 0,
+                          method: str = "lora") -> dict[str, Any]:
+    """Restore the trained weights (LoRA adapter or, ``method="full"``, every weight), optimizer, scheduler
+    and this rank's RNG; return the saved state.
 
     Every file is read and checked before anything is restored. A run resumed with another number
     of ranks falls back to rank 0's RNG state (it still resumes, but only the same world size
     reproduces the uninterrupted run bit for bit).
     """
     state = read_state(checkpoint)
-    weights = _read_adapter(checkpoint)
+    weights = _read_model(checkpoint) if method == "full" else _read_adapter(checkpoint)
     trainer_state = _read_trainer_state(checkpoint)
     rng_state = _read_rng_state(checkpoint, rank)
-    result = set_peft_model_state_dict(model, weights)
-    missing_lora = [k for k in result.missing_keys if "lora_" in k]
-    if missing_lora:
-        raise invalid_resume_file(checkpoint / ADAPTER_WEIGHTS, checkpoint, f"lacks weights {missing_lora[:3]}…")
+    if method == "full":
+        _restore_model(checkpoint, model, weights)
+    else:
+        result = set_peft_model_state_dict(model, weights)
+        missing_lora = [k for k in result.missing_keys if "lora_" in k]
+        if missing_lora:
+            raise invalid_resume_file(checkpoint / ADAPTER_WEIGHTS, checkpoint,
+                                      f"lacks weights {missing_lora[:3]}…")
     path = checkpoint / TRAINER_STATE
     if set(trainer_state["scheduler"]) != set(scheduler.state_dict()):
         raise invalid_resume_file(path, checkpoint, "scheduler state of another kind")

@@ -104,6 +104,19 @@ def check_adapter_dir(path: str | Path) -> Path:
     return directory
 
 
+def trained_kind(path: str | Path) -> str:
+    """What fine-tuning published in ``path``: ``lora`` (a PEFT adapter, ``adapter_config.json``) or ``full`` (a
+    whole checkpoint, ``config.json``, loaded like a base checkpoint). The files say it; a folder with neither, or
+    both, is refused with the fix."""
+    directory = Path(path)
+    adapter, checkpoint = (directory / "adapter_config.json").is_file(), (directory / "config.json").is_file()
+    if adapter == checkpoint:
+        found = "both adapter_config.json and config.json" if adapter else "neither adapter_config.json (LoRA) " \
+            "nor config.json (full fine-tuning)"
+        raise FileNotFoundError(f"{directory} holds no fine-tuned weights ({found}): {ADAPTER_FIX}")
+    return "lora" if adapter else "full"
+
+
 def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig:
     """Pure greedy decoding, whatever sampling defaults the checkpoint's generation_config carries.
 
@@ -178,6 +191,15 @@ class LoadedVLM:
         """Wrap the model with a fresh, trainable LoRA adapter (every base weight frozen)."""
         self.model = get_peft_model(self.model, lora_config)
         return self.model
+
+    def load_trained(self, trained_dir: str | Path) -> None:
+        """Swap in what fine-tuning published (:func:`trained_kind`): a LoRA adapter is attached to this base, a
+        fully fine-tuned checkpoint replaces model and processor (loaded with this instance's settings)."""
+        if trained_kind(trained_dir) == "lora":
+            self.load_adapter(trained_dir)
+            return
+        full = LoadedVLM.from_pretrained(trained_dir, self.config)
+        self.model, self.processor, self.path = full.model, full.processor, full.path
 
     def load_adapter(self, adapter_dir: str | Path, *, trainable: bool = False) -> PeftModel:
         """Attach a saved LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``).

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning with difficulty-aware resampling, per-epoch checkpoints and exact resume.
+"""Fine-tuning (LoRA or every weight) with difficulty-aware resampling, per-epoch checkpoints and exact resume.
 
 A plain PyTorch loop (not ``Trainer``/``SFTTrainer``): the sampler changes every epoch from fresh
 difficulty scores, difficulty needs per-sample perplexity, and resume must be bit-exact. The same
@@ -26,7 +26,14 @@ Outputs (``TrainResult``; the same tables sit in every ``epoch_NNN/`` as Parquet
 * ``probabilities``: ``epoch, <group_key>, probability``; the rows of epoch ``e`` are Eq. 5 from
   that epoch's scores and drive the draws of epoch ``e + 1`` (recorded even when resampling is off,
   for the ablation's comparison). They sum to 1 per epoch.
-* ``epoch_losses``: token-weighted mean training NLL per epoch; ``adapter_dir``: ``final/``.
+* ``epoch_losses``: token-weighted mean training NLL per epoch; ``adapter_dir``: ``final/``, a PEFT
+  adapter (``method="lora"``) or a whole checkpoint with its processor (``method="full"``) that
+  ``LoadedVLM.from_pretrained`` loads like a base checkpoint (``models.vlm.model.trained_kind`` tells
+  them apart).
+
+Full fine-tuning trains every weight, the vision tower included: the built-in model is random
+everywhere, so a frozen tower would feed the language model noise it cannot learn from; with a real
+checkpoint, LoRA (tower frozen unless ``vision_lora_targets`` says otherwise) is the usual choice.
 
 Loss: summed NLL of the target tokens (and ``<|im_end|>``) divided by the number of such tokens in
 the whole optimizer step across all ranks and accumulation steps, so gradients do not depend on
@@ -58,7 +65,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from peft import LoraConfig, PeftModel
+from peft import LoraConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
@@ -80,6 +87,7 @@ from models.vlm.encoding import (
     IGNORE_INDEX,
     EncodedExample,
     PromptEncoder,
+    cache_pixel_values,
     collate_for_loss,
     move_to,
     request_from_row,
@@ -96,10 +104,10 @@ from models.vlm.scoring import AnswerChecker, TargetTokenNLL, score_rows
 
 logger = logging.getLogger(__name__)
 
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2
 """Bump when training gives another adapter for the same settings, data and base model: it is part of the run
 key (`models.vlm.fine_tuning.run_key`), so runs of the old code are not resumed, and of the fine-tuning assets'
-code version, so the retraining schedule starts a run."""
+code version, so the retraining schedule starts a run. 2: the tiny preset trains every weight (``method: full``)."""
 SAMPLE_COLUMNS = ("sample_id", "subquery_id", "question", "target", "image_path", "example_image_path",
                   "example_target")
 
@@ -108,6 +116,7 @@ StepCallback = Callable[[int, nn.Module], None]
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
+METHODS = ("lora", "full")
 LANGUAGE_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """Leaf names inside ``model.language_model.layers.N`` (``self_attn`` and ``mlp``)."""
 VISION_LORA_TARGETS = ("qkv", "proj", "gate_proj", "up_proj", "down_proj")
@@ -126,6 +135,9 @@ class TrainConfig:
 
     seed: int = field(default=0, metadata={"help": "Seed of the LoRA initialisation, the epoch orders and the "
                                                    "scored subsample."})
+    method: Literal["lora", "full"] = field(default="lora", metadata={
+        "help": "lora: a LoRA adapter on a frozen base (the lora_* fields); full: every weight, vision tower "
+                "included, saved as a whole checkpoint (the lora_* fields are then unused)."})
     num_epochs: int = field(default=3, metadata={"help": "Epochs; each one is trained, then scored (Eq. 4) to "
                                                          "draw the next (Eq. 5)."})
     per_device_batch_size: int = field(default=1, metadata={"help": "Samples per micro-batch on each process."})
@@ -146,6 +158,10 @@ class TrainConfig:
                                                                    "never image tokens. None: no limit."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes (0: encode in the "
                                                           "training process).", "runtime": True})
+    pixel_cache_images: int = field(default=0, metadata={
+        "help": "Images whose preprocessed pixel values are kept in memory (about 13 ms of CPU each to recompute): "
+                "for the whole run with num_workers 0, for an epoch in each DataLoader worker; 0: none.",
+        "runtime": True})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (the update is scaled by "
                                                           "lora_alpha / lora_r)."})
@@ -180,7 +196,7 @@ class TrainConfig:
         for name in ("num_epochs", "per_device_batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha",
                      "score_batch_size", "max_new_tokens", "log_every_steps"):
             _check_int(self, name, minimum=1)
-        for name in ("seed", "warmup_steps", "num_workers"):
+        for name in ("seed", "warmup_steps", "num_workers", "pixel_cache_images"):
             _check_int(self, name, minimum=0)
         for name in ("max_length", "samples_per_epoch", "score_max_samples"):
             if getattr(self, name) is not None:
@@ -199,13 +215,16 @@ class TrainConfig:
         for name in ("gradient_checkpointing", "bf16_autocast", "resampling"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"TrainConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"TrainConfig.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
                              f"got {self.lr_schedule!r}")
         _check_targets(self, "lora_targets", LANGUAGE_LORA_TARGETS)
         _check_targets(self, "vision_lora_targets", VISION_LORA_TARGETS)
-        if not self.lora_targets and not self.vision_lora_targets:
-            raise ValueError("TrainConfig: no LoRA targets; set lora_targets or vision_lora_targets")
+        if self.method == "lora" and not self.lora_targets and not self.vision_lora_targets:
+            raise ValueError("TrainConfig: no LoRA targets; set lora_targets or vision_lora_targets "
+                             "(or method: full)")
         if not isinstance(self.group_key, str) or not self.group_key:
             raise ValueError(f"TrainConfig.group_key must name a sample column, got {self.group_key!r}")
 
@@ -300,6 +319,14 @@ def lora_config(config: TrainConfig) -> LoraConfig:
     )
 
 
+def trainable_model(vlm: LoadedVLM, config: TrainConfig) -> nn.Module:
+    """The module the optimizer trains: a fresh LoRA adapter on the frozen base, or the whole model."""
+    if config.method == "lora":
+        return vlm.add_lora(lora_config(config))
+    vlm.model.requires_grad_(True)
+    return vlm.model
+
+
 def check_samples(samples: pd.DataFrame, group_key: str) -> pd.DataFrame:
     """Validate the input contract; return the rows with a clean 0..n-1 index."""
     missing = [c for c in (*SAMPLE_COLUMNS, group_key) if c not in samples.columns]
@@ -390,11 +417,12 @@ class Trainer:
         self.progress_callback, self.step_callback = progress_callback, step_callback
         self.rows = samples.to_dict("records")
         self.groups = samples[config.group_key].tolist()
+        cache_pixel_values(vlm.processor, config.pixel_cache_images)
         self.encoder = PromptEncoder(vlm.processor, max_length=config.max_length)
         self.device = vlm.device
         if config.gradient_checkpointing:
             vlm.base_model.activation_checkpointing_enable({"use_reentrant": False})
-        self.model: PeftModel = vlm.add_lora(lora_config(config))
+        self.model: nn.Module = trainable_model(vlm, config)
         self.nll = TargetTokenNLL(self.model)
         self.module: nn.Module = DistributedDataParallel(self.nll) if ctx.enabled else self.nll
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -441,7 +469,7 @@ class Trainer:
             raise ValueError(f"{last} was written by a run with another config or other data; "
                              "use a fresh output_dir or resume=False")
         load_epoch_checkpoint(last, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                              rank=self.ctx.rank)
+                              rank=self.ctx.rank, method=self.config.method)
         self.global_step = saved["global_step"]
         self.epoch_losses = list(saved["epoch_losses"])
         self.probabilities = pd.Series(saved["next_probabilities"]["values"],
@@ -556,7 +584,7 @@ class Trainer:
             if self.ctx.is_main:
                 path = save_epoch_checkpoint(
                     self.output_dir, epoch, model=self.model, optimizer=self.optimizer,
-                    scheduler=self.scheduler, rng_states=rng_states, state=self.state(epoch),
+                    scheduler=self.scheduler, rng_states=rng_states, state=self.state(epoch), method=cfg.method,
                     tables={"difficulty": scores, "probabilities": probs})
             self.ctx.barrier()
             logger.info("epoch %d: loss %.4f, accuracy %.3f, mean perplexity %.3f", epoch, loss,
@@ -590,6 +618,8 @@ class Trainer:
             tmp = self.output_dir / ".final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             self.model.save_pretrained(tmp, safe_serialization=True)
+            if self.config.method == "full":  # a whole checkpoint: from_pretrained needs the processor too
+                self.vlm.processor.save_pretrained(tmp)
             default_modes(tmp)  # safetensors writes 0600: the adapter is read by other users and pods
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
@@ -605,13 +635,14 @@ def train_lora(model_dir: str | Path, samples: pd.DataFrame, config: TrainConfig
                answer_checker: AnswerChecker = exact_answer_match, model_config: VLMConfig | None = None,
                resume: bool = True, progress_callback: ProgressCallback | None = None,
                step_callback: StepCallback | None = None) -> TrainResult:
-    """Fine-tune a LoRA adapter on ``samples`` (see the module doc) and return the run's results.
+    """Fine-tune ``samples`` (see the module doc; a LoRA adapter or every weight, ``config.method``) and return
+    the run's results.
 
     ``answer_checker(sample_row, generated_text) -> bool`` decides ``1[ŷ ≠ y]`` of Eq. 4 (default:
     normalised exact match of the ``<answer>`` blocks). ``resume=True`` continues from the last
     complete ``epoch_NNN/`` in ``output_dir`` (same data, same config up to its runtime fields);
     ``resume=False`` deletes earlier checkpoints there. ``progress_callback`` gets event dicts on rank 0;
-    ``step_callback(global_step, peft_model)`` runs on every rank after each step's backward (the
+    ``step_callback(global_step, model)`` (the trained module) runs on every rank after each step's backward (the
     gradients are complete and all-reduced) and before clipping.
     """
     model_config = model_config or VLMConfig()

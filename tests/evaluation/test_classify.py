@@ -72,7 +72,7 @@ def test_icl_without_adapter_and_example_from_the_split(storage, pushpins_root, 
     ("unknown_scenario", "unknown scenario 'bottles'"),
     ("unreadable_image", "cannot read image"),
     ("missing_image", "cannot read image"),
-    ("missing_adapter", "no LoRA adapter at"),
+    ("missing_adapter", "no fine-tuned weights (LoRA adapter or full checkpoint) at"),
     ("no_example", "no in-context example for pushpins"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, message, storage, pushpins_root, tmp_path, capsys) -> None:

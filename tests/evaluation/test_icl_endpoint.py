@@ -147,5 +147,6 @@ def test_icl_api_alone_without_endpoint_is_an_error(storage, pushpins_root) -> N
 
 
 def test_finetuned_without_adapter_is_an_error(storage, pushpins_root) -> None:
-    with pytest.raises(Failure, match=r"no LoRA adapter at .*vlm_adapter/pushpins/final"):
+    with pytest.raises(Failure, match=r"no fine-tuned weights \(LoRA adapter or full checkpoint\) at "
+                                      r".*vlm_adapter/pushpins/final"):
         _run(storage, pushpins_root, ChatEndpoint(cache_dir=str(storage / "cache")), ["finetuned"])

@@ -81,4 +81,4 @@ def test_interrupted_training_stops_its_worker_and_resumes(tmp_path) -> None:
     assert second.wait(timeout=600) == 0
     result = json.loads((run_file.parent / "result.json").read_text())
     assert result["resumed_from_epoch"] >= 1 and len(result["epoch_losses"]) == 3
-    assert (runs / "final" / "adapter_model.safetensors").is_file()
+    assert (runs / "final" / "model.safetensors").is_file()  # the tiny preset trains every weight

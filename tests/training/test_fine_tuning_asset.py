@@ -69,7 +69,7 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
                          run_config=config)
     assert result.success
     adapter = storage / "checkpoints/vlm_adapter/pushpins/final"
-    assert (adapter / "adapter_model.safetensors").is_file()
+    assert (adapter / "model.safetensors").is_file() and (adapter / "config.json").is_file()  # the tiny preset: full
     difficulty = pd.read_parquet(storage / "difficulty_scores/pushpins.parquet")
     assert sorted(difficulty["epoch"].unique()) == [1, 2] and len(difficulty) == 24
     assert {"epoch", "sample_id", "subquery_id", "correct", "perplexity", "difficulty"} <= set(difficulty.columns)
@@ -82,7 +82,8 @@ def test_fine_tuning_through_pipes(tmp_path, cot_stand_in) -> None:
     assert adapter_meta["adapter_dir"].value == str(adapter)
     assert "RANDOM weights" in adapter_meta["base_model_note"].value
     assert len(adapter_meta["epoch_losses"].value) == 2
-    assert adapter_meta["training_config"].value["learning_rate"] == 5e-3  # the tiny preset
+    assert adapter_meta["training_config"].value["learning_rate"] == 2e-3  # the tiny preset
+    assert adapter_meta["training_config"].value["method"] == "full" and adapter_meta["weights"].value == "full"
     plot = next(m for m in meta if m.asset_key == AssetKey("resampling_probabilities")).metadata["plot"]
     assert "data:image/png;base64," in plot.value
 

@@ -171,7 +171,8 @@ def test_changing_a_runtime_setting_resumes(tiny_model_dir, sample_factory, tmp_
 def test_train_config_fields_carry_help() -> None:
     missing = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help")]
     assert missing == []
-    assert {"num_workers", "score_batch_size", "log_every_steps", "gradient_checkpointing"} == RUNTIME_SETTINGS
+    assert {"num_workers", "score_batch_size", "log_every_steps", "gradient_checkpointing",
+            "pixel_cache_images"} == RUNTIME_SETTINGS
     assert TrainConfig(lora_targets=["q_proj"], adam_betas=[0.8, 0.9]).lora_targets == ("q_proj",)
 
 
@@ -202,6 +203,8 @@ def test_train_config_fields_carry_help() -> None:
     ("vision_lora_targets", ("q_proj",), "TrainConfig.vision_lora_targets has unknown layers ['q_proj']"),
     ("lora_targets", (), "TrainConfig: no LoRA targets; set lora_targets or vision_lora_targets"),
     ("resampling", "yes", "TrainConfig.resampling must be true or false, got 'yes'"),
+    ("method", "qlora", "TrainConfig.method must be one of lora, full, got 'qlora'"),
+    ("pixel_cache_images", -1, "TrainConfig.pixel_cache_images must be an integer >= 0"),
     ("group_key", "", "TrainConfig.group_key must name a sample column"),
 ])
 def test_train_config_refuses_a_bad_value_naming_the_field(name, value, message) -> None:
