@@ -51,7 +51,7 @@ class VisionLanguageModel(mirror(VLMConfig, base=ConfigurableResource)):
         """The model ready for inference, with what fine-tuning published in ``adapter_dir`` when given: a LoRA
         adapter on this base, or a fully fine-tuned checkpoint loaded in its place (`models.vlm.trained_kind`)."""
         if adapter_dir is not None and trained_kind(adapter_dir) == "full":
-            return LoadedVLM.from_pretrained(adapter_dir, self.vlm_config())
+            return LoadedVLM.from_full_checkpoint(adapter_dir, self.vlm_config())
         vlm = LoadedVLM.from_pretrained(self.model_dir(), self.vlm_config())
         if adapter_dir is not None:
             vlm.load_adapter(adapter_dir)

@@ -198,8 +198,19 @@ class LoadedVLM:
         if trained_kind(trained_dir) == "lora":
             self.load_adapter(trained_dir)
             return
-        full = LoadedVLM.from_pretrained(trained_dir, self.config)
+        full = LoadedVLM.from_full_checkpoint(trained_dir, self.config)
         self.model, self.processor, self.path = full.model, full.processor, full.path
+
+    @classmethod
+    def from_full_checkpoint(cls, trained_dir: str | Path, config: VLMConfig | None = None) -> LoadedVLM:
+        """A fully fine-tuned checkpoint, loaded like a base one; a damaged one is a ``ValueError`` naming the
+        folder and the fix, not a library traceback (as a damaged adapter is)."""
+        try:
+            return cls.from_pretrained(trained_dir, config)
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"the fully fine-tuned checkpoint in {trained_dir} does not load ({first}): "
+                             f"{ADAPTER_FIX}") from exc
 
     def load_adapter(self, adapter_dir: str | Path, *, trainable: bool = False) -> PeftModel:
         """Attach a saved LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``).

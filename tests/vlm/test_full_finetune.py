@@ -3,6 +3,8 @@ loads like a base one, resume is exact, and the loaders tell it from a LoRA adap
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -70,6 +72,16 @@ def test_full_run_trains_every_weight_and_resumes_exactly(tiny_model_dir, sample
     swapped.load_trained(reference.adapter_dir)
     assert swapped.path == reference.adapter_dir
     assert isinstance(StorageLayout(tmp_path).adapter_dir("pushpins"), type(tmp_path))
+
+    # a damaged full checkpoint is one ValueError naming the folder and the fix, on both loading paths
+    damaged = tmp_path / "damaged"
+    shutil.copytree(reference.adapter_dir, damaged)
+    weights = next(damaged.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:200])
+    base_model = LoadedVLM.from_pretrained(tiny_model_dir)
+    for load in (lambda: resource.load(damaged), lambda: base_model.load_trained(damaged)):
+        with pytest.raises(ValueError, match=rf"fully fine-tuned checkpoint in {damaged} does not load .*: train it"):
+            load()
 
 
 def test_trained_kind_refuses_a_folder_without_weights(tmp_path):
