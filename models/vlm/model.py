@@ -124,6 +124,10 @@ def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig
     )
 
 
+def _output_requires_grad(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
 class LoadedVLM:
     """A Qwen2.5-VL model (optionally with a LoRA adapter) and its processor on one device."""
 
@@ -174,9 +178,34 @@ class LoadedVLM:
         """The ``…ForConditionalGeneration`` module (inside the PEFT wrapper when there is one)."""
         return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass, with a gradient path into the language model only.
+
+        transformers' ``activation_checkpointing_enable`` (and PEFT, when it wraps a checkpointed model)
+        call ``enable_input_require_grads``, which hooks *every* sub-model's input embeddings, the vision
+        tower's ``patch_embed`` included: its output then requires grad, and autograd records and runs the
+        backward pass through the whole frozen vision tower (see ``benchmarks/finetune.py --compare-hooks``).
+        Only the language model's input needs the hook (checkpointed decoder layers with LoRA weights must
+        see an input that requires grad); :meth:`_language_inputs_only` puts it there instead, after every
+        step that adds transformers' hooks. LoRA on the vision tower still trains: its own weights require
+        grad, and checkpointing is non-reentrant.
+        """
+        self.base_model.activation_checkpointing_enable({"use_reentrant": False})
+        self._language_inputs_only()
+
+    def _language_inputs_only(self) -> None:
+        """Replace the require-grads hooks on every sub-model's input embeddings by one on the language model's."""
+        model = self.base_model
+        if not model.is_activation_checkpointing:
+            return
+        model.disable_input_require_grads()
+        hook = model.get_input_embeddings().register_forward_hook(_output_requires_grad)
+        model._require_grads_hooks = [hook]  # so that transformers' disable_input_require_grads removes it
+
     def add_lora(self, lora_config: LoraConfig) -> PeftModel:
         """Wrap the model with a fresh, trainable LoRA adapter (every base weight frozen)."""
         self.model = get_peft_model(self.model, lora_config)
+        self._language_inputs_only()  # PEFT re-adds transformers' hooks to a checkpointed model
         return self.model
 
     def load_adapter(self, adapter_dir: str | Path, *, trainable: bool = False) -> PeftModel:
@@ -187,6 +216,7 @@ class LoadedVLM:
         directory = check_adapter_dir(adapter_dir)
         try:
             self.model = PeftModel.from_pretrained(self.model, directory, is_trainable=trainable)
+            self._language_inputs_only()
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(

@@ -393,7 +393,7 @@ class Trainer:
         self.encoder = PromptEncoder(vlm.processor, max_length=config.max_length)
         self.device = vlm.device
         if config.gradient_checkpointing:
-            vlm.base_model.activation_checkpointing_enable({"use_reentrant": False})
+            vlm.enable_gradient_checkpointing()
         self.model: PeftModel = vlm.add_lora(lora_config(config))
         self.nll = TargetTokenNLL(self.model)
         self.module: nn.Module = DistributedDataParallel(self.nll) if ctx.enabled else self.nll

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from models.vlm.checkpoint import COMPLETE
-from models.vlm.train import DIFFICULTY_COLUMNS, RUNTIME_SETTINGS, TrainConfig, train_lora
+from models.vlm.resampling import DIFFICULTY_COLUMNS
+from models.vlm.train import RUNTIME_SETTINGS, TrainConfig, train_lora
 from tests.vlm.conftest import OVERFIT_CONFIG
 
 
