@@ -22,7 +22,13 @@ from typing import Literal
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
-from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+)
 
 from models.devices import resolve_device, resolve_dtype
 
@@ -30,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 DOWNLOAD_HINT = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+NATIVE_MAX_PIXELS = 16384 * 28 * 28
+"""12,845,056: the bound Qwen's published Qwen2.5-VL processor configs declare, far above every LOCO image
+(at most 1600×1280 = 2,048,000), so those keep their native resolution (up to rounding to 28 px)."""
+DEFAULT_MIN_PIXELS = 56 * 56
+"""3,136: the lower bound Qwen's published configs declare (and the image processor's own default)."""
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
@@ -41,8 +53,11 @@ class VLMConfig:
 
     ``dtype`` and ``device`` follow :mod:`models.devices` (``auto``: bf16 on a CUDA device that
     supports it, fp32 otherwise; ``cuda:<LOCAL_RANK>`` when a GPU is present, else CPU).
-    ``min_pixels`` / ``max_pixels`` override the processor's resize bounds (``None`` keeps the
-    checkpoint's values; the paper uses native resolution).
+    ``min_pixels`` / ``max_pixels`` are the image processor's resize bounds, always set explicitly when
+    loading (:func:`pixel_bounds`): ``None`` takes the bound the checkpoint's processor config declares,
+    and where it declares none, :data:`NATIVE_MAX_PIXELS` / :data:`DEFAULT_MIN_PIXELS`, never the image
+    processor class's own default (1,003,520, which silently shrinks a 1600×1280 image to 1120×896). The
+    paper feeds images at native resolution; lower ``max_pixels`` to trade detail for memory and time.
     """
 
     dtype: DType = field(default="auto", metadata={"help": "auto = bf16 on CUDA, fp32 on CPU; or float32, "
@@ -51,10 +66,19 @@ class VLMConfig:
                                                           "cpu; or a torch device."})
     attn_implementation: AttnImplementation = field(default="sdpa", metadata={
         "help": "sdpa, flash_attention_2 or eager."})
-    min_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
-                                                                   "checkpoint's."})
-    max_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
-                                                                   "checkpoint's (the paper: native resolution)."})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "Fewest pixels an image is resized to; None: the checkpoint's declared bound, else 3,136."})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "Most pixels an image is resized to (the paper: native resolution); None: the checkpoint's "
+                "declared bound, else 12,845,056 (native for every LOCO image). Lower it to save memory."})
+
+    def __post_init__(self) -> None:
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 28 * 28):
+                raise ValueError(f"VLMConfig.{name} must be an integer >= 784 (one 28×28 tile) or None, got {value!r}")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ValueError(f"VLMConfig.min_pixels ({self.min_pixels}) is above max_pixels ({self.max_pixels})")
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -76,6 +100,39 @@ def check_checkpoint_dir(path: str | Path) -> Path:
             f"(config.json model_type in {SUPPORTED_MODEL_TYPES})"
         )
     return directory
+
+
+def declared_pixel_bounds(directory: Path) -> tuple[int | None, int | None]:
+    """``(min_pixels, max_pixels)`` as the checkpoint's processor config declares them (None: not declared).
+
+    Looks where transformers reads them: ``preprocessor_config.json`` (Qwen's published layout, flat
+    ``min_pixels``/``max_pixels`` or ``size``) and ``processor_config.json``'s ``image_processor`` (what
+    transformers 5 saves, with ``size: {shortest_edge, longest_edge}``).
+    """
+    found: dict[str, int] = {}
+    sources = [(directory / "processor_config.json", "image_processor"), (directory / "preprocessor_config.json", None)]
+    for path, key in sources:
+        if not path.is_file():
+            continue
+        values = json.loads(path.read_text(encoding="utf-8"))
+        values = values.get(key) or {} if key else values
+        size = values.get("size") or {}
+        for name, size_key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+            declared = values.get(name, size.get(size_key))
+            if declared is not None:
+                found.setdefault(name, int(declared))
+    return found.get("min_pixels"), found.get("max_pixels")
+
+
+def pixel_bounds(directory: Path, config: VLMConfig) -> tuple[int, int]:
+    """The ``(min_pixels, max_pixels)`` a checkpoint is loaded with: the config's, else the checkpoint's
+    declared ones, else native (see :class:`VLMConfig`)."""
+    declared_min, declared_max = declared_pixel_bounds(directory)
+    low = config.min_pixels or declared_min or DEFAULT_MIN_PIXELS
+    high = config.max_pixels or declared_max or NATIVE_MAX_PIXELS
+    if low > high:
+        raise ValueError(f"min_pixels {low} is above max_pixels {high} for {directory}: set both in the VLM config")
+    return low, high
 
 
 ADAPTER_FIX = "train it again (materialize vlm_adapter) or point at another adapter directory"
@@ -102,6 +159,11 @@ def check_adapter_dir(path: str | Path) -> Path:
     except SafetensorError as exc:
         raise ValueError(f"{weights} is not a valid safetensors file ({exc}): {ADAPTER_FIX}") from None
     return directory
+
+
+def load_tokenizer(path: str | Path):
+    """The checkpoint's tokenizer alone (for counting target tokens without loading the weights)."""
+    return AutoTokenizer.from_pretrained(check_checkpoint_dir(path), local_files_only=True, trust_remote_code=False)
 
 
 def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig:
@@ -144,13 +206,9 @@ class LoadedVLM:
         directory = check_checkpoint_dir(path)
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
-        size_overrides = {
-            key: value
-            for key, value in (("min_pixels", config.min_pixels), ("max_pixels", config.max_pixels))
-            if value is not None
-        }
+        min_pixels, max_pixels = pixel_bounds(directory, config)
         processor = AutoProcessor.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=False, **size_overrides
+            directory, local_files_only=True, trust_remote_code=False, min_pixels=min_pixels, max_pixels=max_pixels
         )
         model = AutoModelForImageTextToText.from_pretrained(
             directory,

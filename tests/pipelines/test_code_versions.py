@@ -64,7 +64,7 @@ def test_a_new_training_version_starts_a_new_run(monkeypatch) -> None:
                             "image_path": ["i"], "example_image_path": ["e"], "example_target": ["t"]})
     config = models.vlm.fine_tuning.TrainConfig()
     key = models.vlm.fine_tuning.run_key(config, samples, "base")
-    monkeypatch.setattr(models.vlm.fine_tuning, "TRAINING_VERSION", 2)
+    monkeypatch.setattr(models.vlm.fine_tuning, "TRAINING_VERSION", models.vlm.fine_tuning.TRAINING_VERSION + 1)
     assert models.vlm.fine_tuning.run_key(config, samples, "base") != key
 
 
