@@ -208,7 +208,8 @@ class LoadedVLM:
         dtype = resolve_dtype(config.dtype, device)
         min_pixels, max_pixels = pixel_bounds(directory, config)
         processor = AutoProcessor.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=False, min_pixels=min_pixels, max_pixels=max_pixels
+            directory, local_files_only=True, trust_remote_code=False,
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
         )
         model = AutoModelForImageTextToText.from_pretrained(
             directory,
