@@ -10,6 +10,10 @@ in Qwen's 151,643-token vocabulary), how many targets end their ``</answer>`` wi
 * the limit now, :func:`models.vlm.inference.generation_room` with the same tokenizer.
 
     OMP_NUM_THREADS=1 python -m benchmarks.generation_limits --scenario pushpins
+
+Measured on the default generated set: pushpins, 252 targets of 63 LOCO FC images, 2.25 characters a
+token; before, a 153-token limit kept ``</answer>`` in 66 of 252 targets (26.2 %); now 223 tokens, 252
+of 252.
 """
 
 from __future__ import annotations
