@@ -94,12 +94,13 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
     questions = questions_by_subquery(subquery_paraphrases)
     base = vlm.describe()
     frames = []
+    tokenizer = vlm.tokenizer()
     for name in config.configurations:
         ablation = ABLATIONS[name]
         cot = build_cot(spec, records, questions, CotConfig(reasoning=ablation.reasoning)).table
         samples = training_samples(cot)
         train_config = config.training.model_copy(update={"resampling": ablation.resampling}).train_config(
-            vlm.is_tiny, generation_room(samples["target"]))
+            vlm.is_tiny, generation_room(samples["target"], tokenizer))
         run = FineTuningRun.prepare(storage.layout.ablation_dir(name, spec.scenario), samples, train_config,
                                     model_dir=base["base_model"], base_model_hash=base["base_model_hash"],
                                     model_config=vlm.vlm_config(), scenario=spec.scenario,
@@ -107,7 +108,9 @@ def lac_ablation(context: AssetExecutionContext, config: AblationConfig, loco_fc
         train_in_pipes(context, pipes_subprocess_client, run, config.training.nproc_per_node)
         asked = build_questions(test, spec, select_examples(cot, spec, train["image_id"]))
         answerer = local_answerer(vlm.load(run.adapter_dir), batch_size=settings.batch_size,
-                                  max_new_tokens=settings.generation_limit(samples["target"], tiny=vlm.is_tiny))
+                                  token_budget=settings.token_budget,
+                                  max_new_tokens=settings.generation_limit(samples["target"], tokenizer,
+                                                                           tiny=vlm.is_tiny))
         table = predict(spec, asked, answerer, method="finetuned", model=vlm.model_dir().name, true_labels=truth,
                         policy=settings.policy)
         frames.append(table.assign(configuration=name))

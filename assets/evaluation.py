@@ -124,7 +124,7 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
     test = loco_fc_split[loco_fc_split["split"] == "test"]
     questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    max_new_tokens = settings.generation_limit(cot_dataset["target"], tiny=vlm.is_tiny)
+    max_new_tokens = settings.generation_limit(cot_dataset["target"], vlm.tokenizer(), tiny=vlm.is_tiny)
     frames, timing, usage = [], {}, {}
     with retry_on_endpoint_outage(config.endpoint_retries):
         for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, settings, max_new_tokens,
@@ -148,6 +148,7 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
             "test_images": len(test),
             "questions_per_method": len(questions),
             "max_new_tokens": max_new_tokens,
+            **vlm.resolution_metadata([p for q in questions for p in (q.image_path, q.example.image_path)]),
             "icl_example_images": MetadataValue.json(sorted({q.example.image_id for q in questions})),
             "per_method": MetadataValue.md(markdown_table(_per_method(spec, table, timing), index=False)),
             "predictions": MetadataValue.md(markdown_table(_preview(table), index=False)),
@@ -187,6 +188,7 @@ def _answerers(methods: list[str], vlm: VisionLanguageModel, endpoint: ChatEndpo
             if method == "finetuned":
                 loaded.load_trained(adapter)
             yield method, vlm.model_dir().name, local_answerer(loaded, batch_size=settings.batch_size,
+                                                                token_budget=settings.token_budget,
                                                                 max_new_tokens=max_new_tokens)
     if "icl_api" in methods:
         with endpoint.client() as client:

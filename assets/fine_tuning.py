@@ -83,7 +83,7 @@ def vlm_adapter(context: AssetExecutionContext, config: FineTuneConfig, cot_data
     scenario = context.partition_key
     samples = training_samples(cot_dataset)
     base = vlm.describe()
-    train_config = config.train_config(vlm.is_tiny, generation_room(samples["target"]))
+    train_config = config.train_config(vlm.is_tiny, generation_room(samples["target"], vlm.tokenizer()))
     run = FineTuningRun.prepare(storage.layout.training_dir(scenario), samples, train_config,
                                 model_dir=base["base_model"], base_model_hash=base["base_model_hash"],
                                 model_config=vlm.vlm_config(), scenario=scenario, resume=config.resume)
@@ -103,6 +103,7 @@ def vlm_adapter(context: AssetExecutionContext, config: FineTuneConfig, cot_data
             **base,
             "cot_dataset_data_version": frame_data_version(cot_dataset).value,
             "samples": len(samples),
+            **vlm.resolution_metadata([*samples["image_path"], *samples["example_image_path"]]),
             "training_config": MetadataValue.json(train_config.to_dict()),
             "epoch_losses": MetadataValue.json(result.epoch_losses),
             "epochs": MetadataValue.md(markdown_table(summary)),

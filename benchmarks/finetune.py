@@ -13,6 +13,24 @@ DataLoader workers can hide it.
 The tiny model's processor caps images at 224×224 pixels; the 3B-sized one accepts LOCO's native
 size, as does a real checkpoint.
 
+Where the gradient path goes (issue 13 item 4): ``--input-grad-hooks every-embedding`` puts back what
+transformers' gradient checkpointing does on its own (a requires-grad hook on every sub-model's input
+embeddings, the vision tower's ``patch_embed`` included, so autograd runs backward through the frozen
+vision tower); the default ``language`` is the project's (``LoadedVLM.enable_gradient_checkpointing``).
+Compare them at a native LOCO size on two cores, one process each (peak RSS is per process)::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.finetune --model-size 3b --num-layers 2 --image-size 1600x1280 \
+        --batch-size 1 --steps 1 --warmup 0 --gradient-checkpointing --input-grad-hooks every-embedding
+    OMP_NUM_THREADS=1 python -m benchmarks.finetune --model-size 3b --num-layers 2 --image-size 1600x1280 \
+        --batch-size 1 --steps 1 --warmup 0 --gradient-checkpointing --input-grad-hooks language
+
+``cpu_seconds_per_step`` (process CPU time) is the figure to compare on a shared machine, and
+``extra_rss_gb`` (peak RSS during the steps minus RSS before them) the memory a step adds.
+Measured on a shared 2-core AMD EPYC (OMP_NUM_THREADS=1, ``--num-layers 1 --image-size 800x1600``,
+juice_bottle's native size, 3,826 tokens a sample): every-embedding 168.4 CPU s and +2.35 GB a step,
+language 89.5 CPU s and +2.01 GB (1.9× the CPU time, 1.17× the extra memory). With ``--num-layers 2
+--image-size 1600x1280`` the every-embedding step had not finished after 470 CPU s (6.4 GB peak RSS).
+
 Model FLOPs utilisation uses the usual ``6 · N · tokens / time / peak`` (N: all parameters; tokens:
 everything entering the language model, image tokens included). With a frozen base and LoRA the
 backward pass skips weight gradients, so the work really done is nearer ``4 · N · tokens``
@@ -46,7 +64,7 @@ from models.devices import resolve_device, resolve_dtype
 from models.envelope import format_target
 from models.vlm.distributed import DistContext
 from models.vlm.encoding import collate_for_loss, request_from_row
-from models.vlm.model import LoadedVLM, VLMConfig
+from models.vlm.model import NATIVE_MAX_PIXELS, LoadedVLM, VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.tiny import TinyQwenConfig, build_processor, build_tiny_qwen25vl, train_tokenizer
 from models.vlm.train import TrainConfig, Trainer
@@ -85,6 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--input-grad-hooks", choices=["language", "every-embedding"], default="language",
+                        help="with --gradient-checkpointing: hook only the language model's input embeddings "
+                             "(the project's) or every sub-model's, the vision tower's too (transformers')")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="peak dense TFLOP/s of the accelerator (H100/H200 SXM bf16: 989)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -120,7 +141,7 @@ def qwen25_vl_3b_config(tokenizer, num_layers: int | None) -> Qwen2_5_VLConfig:
 def random_3b(args: argparse.Namespace, work: Path) -> LoadedVLM:
     """A Qwen2.5-VL-3B-sized model with random weights, built on the target device."""
     tokenizer = train_tokenizer(seed=0)
-    processor = build_processor(tokenizer, TinyQwenConfig(min_pixels=56 * 56, max_pixels=1600 * 1200))
+    processor = build_processor(tokenizer, TinyQwenConfig(min_pixels=56 * 56, max_pixels=NATIVE_MAX_PIXELS))
     config = qwen25_vl_3b_config(tokenizer, args.num_layers)
     config._attn_implementation = args.attn
     with torch.device("meta"):
@@ -176,6 +197,8 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Trainer, list[dict], 
                          lora_r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0,
                          gradient_checkpointing=args.gradient_checkpointing, log_every_steps=10**9)
     trainer = Trainer(vlm, samples, config, work / "out", exact_answer_match, DistContext(), None, None)
+    if args.gradient_checkpointing and args.input_grad_hooks == "every-embedding":
+        trainer.vlm.base_model.enable_input_require_grads()  # transformers' hooks, patch_embed's included
     began = time.perf_counter()
     examples = [trainer.encoder.encode_example(request_from_row(r), r["target"])
                 for r in samples.to_dict("records")]
@@ -185,28 +208,36 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Trainer, list[dict], 
     return trainer, batches, encode_seconds
 
 
-def time_steps(trainer: Trainer, batches: list[dict], steps: int, warmup: int) -> float:
-    """Seconds per optimizer step after ``warmup`` untimed steps (peak memory counted from there)."""
+def current_rss_gb() -> float:
+    """Resident memory of this process now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**30
+
+
+def time_steps(trainer: Trainer, batches: list[dict], steps: int, warmup: int) -> tuple[float, float, float]:
+    """Wall and CPU seconds per optimizer step after ``warmup`` untimed steps (peak memory counted from
+    there), and the RSS before the first step (the CPU baseline of ``extra_rss_gb``)."""
     device = trainer.device
     trainer.model.train()
+    rss_before = current_rss_gb()
     for _ in range(warmup):
         trainer.optimizer_step(batches)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     for _ in tqdm(range(steps), desc="timed steps", leave=False):
         trainer.optimizer_step(batches)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - began) / steps
+    return (time.perf_counter() - began) / steps, (time.process_time() - cpu_began) / steps, rss_before
 
 
 def run(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         trainer, batches, encode_seconds = prepare(args, Path(tmp))
-        step_seconds = time_steps(trainer, batches, args.steps, args.warmup)
+        step_seconds, cpu_seconds, rss_before = time_steps(trainer, batches, args.steps, args.warmup)
         device = trainer.device
         memory_kind, memory = peak_memory_gb(device)
         n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -223,12 +254,15 @@ def run(args: argparse.Namespace) -> dict:
             "tokens_per_sample": tokens_per_step / samples_per_step,
             "samples_per_step": samples_per_step,
             "seconds_per_step": step_seconds,
+            "cpu_seconds_per_step": cpu_seconds,
             "samples_per_s": samples_per_step / step_seconds,
             "tokens_per_s": tokens_per_step / step_seconds,
             "encode_seconds_per_sample": encode_seconds,
             "peak_memory_gb": memory,
             "peak_memory_kind": memory_kind,
+            "extra_rss_gb": memory - rss_before if device.type == "cpu" else None,
             "gradient_checkpointing": args.gradient_checkpointing,
+            "input_grad_hooks": args.input_grad_hooks,
         }
     if device.type == "cuda":
         work_factor = 8 if args.gradient_checkpointing else 4

@@ -80,6 +80,7 @@ from models.synth import GeneratorConfig, annotations_path, ensure_generated, lo
 from models.vlm import LoadedVLM, TinyQwenConfig, TrainConfig, VLMConfig, build_tiny_qwen25vl, train_lora
 from models.vlm.fine_tuning import spec_answer_checker, training_samples
 from models.vlm.inference import generation_room
+from models.vlm.model import load_tokenizer
 
 logger = logging.getLogger("benchmarks.learning")
 
@@ -367,7 +368,8 @@ class Benchmark:
         settings = self.settings
         samples = pd.concat([training_samples(d.cot(row, settings.seed)) for d in self.data.values()],
                             ignore_index=True)
-        max_new_tokens = min(generation_room(samples["target"]), settings.size.max_new_tokens or 10**6)
+        max_new_tokens = min(generation_room(samples["target"], load_tokenizer(self.model_dir)),
+                             settings.size.max_new_tokens or 10**6)
         config = TrainConfig(
             method=settings.method, seed=settings.seed, num_epochs=10_000, per_device_batch_size=settings.batch_size,
             gradient_accumulation_steps=1, learning_rate=settings.learning_rate, lr_schedule="constant",
@@ -595,8 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         pixel_cache_images=args.pixel_cache_images, batch_size=args.batch_size,
                         learning_rate=args.learning_rate, seed=args.seed, eval_batch_size=args.eval_batch_size)
     bench = Benchmark(data, model_dir, settings, deadline, work)
-    icl_tokens = min(max(generation_room(d.cot(TRAINED_ROWS[2], args.seed)["target"]) for d in data.values()),
-                     size.max_new_tokens or 10**6)
+    tokenizer = load_tokenizer(model_dir)
+    longest = max(generation_room(d.cot(TRAINED_ROWS[2], args.seed)["target"], tokenizer) for d in data.values())
+    icl_tokens = min(longest, size.max_new_tokens or 10**6)
     run_rows(bench, rows, icl_tokens, {name: args.focus_weight for name in args.focus})
 
     curves = pd.DataFrame(bench.curves)

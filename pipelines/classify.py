@@ -62,7 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="generation limit (default: room for the example's target; at least "
                              f"{CHECKPOINT_MIN_NEW_TOKENS} for a real model)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
-                        help="questions generated together")
+                        help="most questions generated together (default: as many as --token-budget holds)")
+    parser.add_argument("--token-budget", type=positive_int, default=DEFAULTS.token_budget,
+                        help="tokens per generation batch: questions × (longest prompt + generation limit)")
     parser.add_argument("--unparseable-policy", choices=[p.value for p in UnparseablePolicy],
                         default=DEFAULTS.unparseable_policy)
     return parser.parse_args(argv)
@@ -126,14 +128,16 @@ def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
     storage = StorageLayout.from_environment()
     adapter = resolve_adapter(args, storage)
     examples = load_examples(spec, storage)
-    settings = PredictionConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+    settings = PredictionConfig(batch_size=args.batch_size, token_budget=args.token_budget,
+                                max_new_tokens=args.max_new_tokens,
                                 unparseable_policy=args.unparseable_policy)
     resource = VisionLanguageModel(checkpoint_dir=vlm_checkpoint(), storage=StorageResource(root=str(storage.root)))
     vlm = resource.load(adapter)
     frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
     questions = build_questions(frame, spec, examples)
-    answerer = local_answerer(vlm, batch_size=settings.batch_size, max_new_tokens=settings.generation_limit(
-        [e.target for e in examples.values()], tiny=resource.is_tiny))
+    answerer = local_answerer(vlm, batch_size=settings.batch_size, token_budget=settings.token_budget,
+                              max_new_tokens=settings.generation_limit([e.target for e in examples.values()],
+                                                                       vlm.tokenizer, tiny=resource.is_tiny))
     table = predict(spec, questions, answerer, method=args.method, model=resource.model_dir().name,
                     true_labels=None, policy=settings.policy)
     return [_image_result(rows) for _, rows in table.groupby("image_id", sort=False)]

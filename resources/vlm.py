@@ -11,12 +11,17 @@ show that the chain runs, not what the method achieves.
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, MetadataValue
 from pydantic import Field
 
+from models.tables import markdown_table
 from models.vlm import LoadedVLM, VLMConfig, ensure_tiny_qwen25vl, trained_kind
+from models.vlm.encoding import PixelBudget, resolution_table
+from models.vlm.model import load_tokenizer, pixel_bounds
 from resources.config_mirror import mirror
 from resources.storage import StorageResource
 
@@ -56,6 +61,27 @@ class VisionLanguageModel(mirror(VLMConfig, base=ConfigurableResource)):
         if adapter_dir is not None:
             vlm.load_adapter(adapter_dir)
         return vlm
+
+    def tokenizer(self):
+        """The checkpoint's tokenizer, without the weights: generation limits count target tokens with it."""
+        return load_tokenizer(self.model_dir())
+
+    def pixel_budget(self) -> PixelBudget:
+        """The resize bounds the model is loaded with (``models.vlm.model.pixel_bounds``)."""
+        return PixelBudget(*pixel_bounds(self.model_dir(), self.vlm_config()))
+
+    def resolution_metadata(self, image_paths: Iterable[str | Path]) -> dict[str, Any]:
+        """For metadata: the pixel bounds in force, and per image size what the model sees and its visual tokens."""
+        budget = self.pixel_budget()
+        table = resolution_table(budget, image_paths)
+        return {
+            "min_pixels": budget.min_pixels,
+            "max_pixels": budget.max_pixels,
+            "visual_tokens_per_image": int(table["visual_tokens"].max()) if len(table) else 0,
+            "native_resolution": bool(((table["model_width"] - table["width"]).abs() < 28).all()
+                                      and ((table["model_height"] - table["height"]).abs() < 28).all()),
+            "image_sizes": MetadataValue.md(markdown_table(table, index=False)),
+        }
 
     def describe(self) -> dict[str, str]:
         """For metadata: which base model, and a hash of its config and weights index."""

@@ -16,7 +16,7 @@ from models.evaluation.predict import Answerer, Question
 from models.llm import ChatCompleter, Message, image_part, text_part
 from models.spec import UnparseablePolicy
 from models.vlm import ImageFeatureCache, LoadedVLM, build_messages, generate_with_image_cache
-from models.vlm.inference import generation_room
+from models.vlm.inference import TOKEN_BUDGET, generation_room
 
 API_CACHE_TAG = "lac-icl-fig3-v1"
 """Names the prompt in the response cache; bump it when the Fig. 3 text changes."""
@@ -26,11 +26,11 @@ FEATURE_CACHE_IMAGES = 16
 """Images whose vision features stay cached: the example(s) and the test images of a batch or two."""
 
 
-def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
-    """Room for the longest training target, as training scores (:func:`generation_room`); a real
-    checkpoint gets at least 512 tokens, since a large model answering in context writes longer
-    reasoning than the training targets."""
-    room = generation_room(targets)
+def default_max_new_tokens(targets: Iterable[str], tokenizer, *, tiny: bool) -> int:
+    """Room for the longest training target in the model's own tokens, as training scores
+    (:func:`generation_room`); a real checkpoint gets at least 512 tokens, since a large model answering in
+    context writes longer reasoning than the training targets."""
+    room = generation_room(targets, tokenizer)
     return room if tiny else max(room, CHECKPOINT_MIN_NEW_TOKENS)
 
 
@@ -38,45 +38,50 @@ def default_max_new_tokens(targets: Iterable[str], *, tiny: bool) -> int:
 class PredictionConfig:
     """How the test split is answered: the same settings for the main chain and every Table III row."""
 
-    batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call (subqueries of 1-2 "
-                                                         "images)."})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "Most prompts per generate() call; None: as many as token_budget holds."})
+    token_budget: int = field(default=TOKEN_BUDGET, metadata={
+        "help": "Tokens per generate() call: prompts × (longest prompt, images included, + max_new_tokens); a "
+                "native-resolution LOCO prompt has up to 5.3k tokens."})
     max_new_tokens: int | None = field(default=None, metadata={
-        "help": "Generation limit; None = room for the longest training target (as training scores), at least "
-                f"{CHECKPOINT_MIN_NEW_TOKENS} for a real checkpoint."})
+        "help": "Generation limit; None = room for the longest training target in the model's tokens (as "
+                f"training scores), at least {CHECKPOINT_MIN_NEW_TOKENS} for a real checkpoint."})
     unparseable_policy: str = field(default=UnparseablePolicy.NORMAL.value, metadata={
         "help": "What h does with unreadable answers: normal (assume the normal answer), ignore (skip rules "
                 "reading it), error."})
     api_concurrency: int = field(default=4, metadata={"help": "Requests in flight to a chat endpoint."})
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "api_concurrency"):
+        for name in ("token_budget", "api_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PredictionConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"PredictionConfig.max_new_tokens must be >= 1 or None, got {self.max_new_tokens}")
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"PredictionConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
         UnparseablePolicy(self.unparseable_policy)  # a clear ValueError naming the value
 
     @property
     def policy(self) -> UnparseablePolicy:
         return UnparseablePolicy(self.unparseable_policy)
 
-    def generation_limit(self, targets: Iterable[str], *, tiny: bool) -> int:
+    def generation_limit(self, targets: Iterable[str], tokenizer, *, tiny: bool) -> int:
         """``max_new_tokens``, or :func:`default_max_new_tokens` for the targets the model was trained on."""
-        return self.max_new_tokens or default_max_new_tokens(targets, tiny=tiny)
+        return self.max_new_tokens or default_max_new_tokens(targets, tokenizer, tiny=tiny)
 
 
-def local_answerer(vlm: LoadedVLM, *, batch_size: int, max_new_tokens: int,
-                   progress: bool = False) -> Answerer:
+def local_answerer(vlm: LoadedVLM, *, max_new_tokens: int, batch_size: int | None = None,
+                   token_budget: int = TOKEN_BUDGET, progress: bool = False) -> Answerer:
     """Greedy, batched generation where each distinct image goes through the vision tower once.
 
     Questions arrive grouped by test image (``build_questions``), so a batch holds the subqueries of
-    one or two images and the shared example image; the bounded feature cache keeps exactly those.
+    one or a few images and the shared example image; the bounded feature cache keeps exactly those.
     """
 
     def answer(questions: Sequence[Question]) -> list[str]:
-        cache = ImageFeatureCache(vlm, max_entries=max(FEATURE_CACHE_IMAGES, 2 * batch_size + 2))
+        cache = ImageFeatureCache(vlm, max_entries=max(FEATURE_CACHE_IMAGES, 2 * (batch_size or 0) + 2))
         return generate_with_image_cache(vlm, [q.request() for q in questions], max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size, cache=cache, progress=progress)
+                                         batch_size=batch_size, token_budget=token_budget, cache=cache,
+                                         progress=progress)
 
     return answer
 

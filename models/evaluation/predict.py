@@ -59,7 +59,7 @@ from models.envelope import format_target, split_envelope
 from models.spec import NORMAL, ParsedAnswer, ScenarioSpec, UnparseablePolicy, aggregate, format_answer, parse_answer
 from models.vlm.encoding import PromptRequest
 
-PREDICTION_VERSION = 1
+PREDICTION_VERSION = 2
 """Bump when predictions change for the same model and questions: prompting, parsing, the aggregation into
 label sets (the lac_predictions and lac_ablation assets' code version)."""
 METHODS = ("finetuned", "icl", "icl_api")

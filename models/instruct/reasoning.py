@@ -39,6 +39,7 @@ every coordinate left out. ``trusted=False`` is for a row whose answer the groun
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -112,6 +113,28 @@ def box(b: Sequence[int]) -> str:
 
 def point(p: Sequence[float]) -> str:
     return f"({round(p[0])}, {round(p[1])})"
+
+
+BOX_TEXT = re.compile(r"\[(\d+),(\d+),(\d+),(\d+)\]")
+"""A box as :func:`box` writes it."""
+POINT_TEXT = re.compile(r"\((\d+), (\d+)\)")
+"""A point as :func:`point` writes it."""
+
+
+def rescale_positions(text: str, scale_x: float, scale_y: float) -> str:
+    """``text`` with every box and point (as :func:`box` and :func:`point` write them) scaled per axis.
+
+    Targets cite positions in the original image's pixels; the model reads them in the frame of the
+    image it is given (:mod:`models.vlm.encoding` converts there). Distances in px stay as measured.
+    """
+    if scale_x == 1 and scale_y == 1:
+        return text
+
+    def scaled(values: list[str]) -> list[int]:
+        return [round(int(v) * (scale_x if i % 2 == 0 else scale_y)) for i, v in enumerate(values)]
+
+    text = BOX_TEXT.sub(lambda m: box(scaled(list(m.groups()))), text)
+    return POINT_TEXT.sub(lambda m: point(scaled(list(m.groups()))), text)
 
 
 def nth(n: int) -> str:

@@ -11,21 +11,34 @@ Rules that a silent mistake would break (see the shared notes):
   tokenizer alone, then concatenated; that equals tokenising the whole rendered chat because
   ``<|im_start|>assistant\\n`` ends a pre-token. Labels cover the target and its ``<|im_end|>``.
 * Right padding for loss batches, left padding for batched generation.
+
+The frame of positions. Targets cite boxes and points in the original image's pixels (grounding measures
+them there). The model reads an image resized to the processor's pixel budget (:class:`PixelBudget`:
+at native resolution only rounded to multiples of 28 px, 1600×1280 → 1596×1288; with a lowered
+``max_pixels`` much smaller), and Qwen2.5-VL's absolute coordinates refer to that resized image. So the
+prompt encoder converts the positions of the in-context example's target and of the training target
+into the frame of the image they describe (:func:`models.instruct.reasoning.rescale_positions`), here
+and nowhere else; the model's replies cite positions in that frame too (only their ``<answer>`` is
+parsed, and it carries no positions).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from PIL import Image
 from transformers import BatchFeature
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from models.images import read_rgb
+from models.instruct.reasoning import rescale_positions
 from models.vlm.prompt import build_messages
 
 IGNORE_INDEX = -100
@@ -39,6 +52,7 @@ class EncodedPrompt:
     mm_token_type_ids: torch.Tensor  # (L,) long, 1 on image tokens
     pixel_values: torch.Tensor  # (patches, C·T·P·P)
     image_grid_thw: torch.Tensor  # (n_images, 3)
+    test_scale: tuple[float, float] = (1.0, 1.0)  # model frame / original pixels of the test image, per axis
 
 
 @dataclass
@@ -62,6 +76,49 @@ class PromptRequest:
     example_image: Any
     example_target: str
     test_image: Any
+
+
+@dataclass(frozen=True)
+class PixelBudget:
+    """How the image processor resizes an image: its pixel bounds and its tile (patch × merge)."""
+
+    min_pixels: int
+    max_pixels: int
+    patch_size: int = 14
+    merge_size: int = 2
+
+    @classmethod
+    def of(cls, processor) -> PixelBudget:
+        image_processor = processor.image_processor
+        return cls(int(image_processor.size["shortest_edge"]), int(image_processor.size["longest_edge"]),
+                   int(image_processor.patch_size), int(image_processor.merge_size))
+
+    def model_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` of the image the model sees (the processor's own rounding and bounds)."""
+        height, width = smart_resize(height, width, factor=self.patch_size * self.merge_size,
+                                     min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return width, height
+
+    def visual_tokens(self, width: int, height: int) -> int:
+        """``<|image_pad|>`` tokens of one ``width`` × ``height`` image."""
+        model_width, model_height = self.model_size(width, height)
+        return (model_width // self.patch_size) * (model_height // self.patch_size) // self.merge_size ** 2
+
+    def scale(self, image: Image.Image) -> tuple[float, float]:
+        """Model frame over original pixels, per axis."""
+        model_width, model_height = self.model_size(*image.size)
+        return model_width / image.size[0], model_height / image.size[1]
+
+
+def resolution_table(budget: PixelBudget, image_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Per distinct image size among ``image_paths``: how many images, the size the model sees and its visual
+    tokens (``width, height, images, model_width, model_height, visual_tokens``); reads headers only."""
+    sizes = Counter()
+    for path in dict.fromkeys(str(p) for p in image_paths):
+        with Image.open(path) as image:
+            sizes[image.size] += 1
+    rows = [(w, h, n, *budget.model_size(w, h), budget.visual_tokens(w, h)) for (w, h), n in sorted(sizes.items())]
+    return pd.DataFrame(rows, columns=["width", "height", "images", "model_width", "model_height", "visual_tokens"])
 
 
 MAX_ASPECT_RATIO = 200
@@ -140,10 +197,13 @@ class PromptEncoder:
         tokenizer = processor.tokenizer
         self.pad_token_id = int(tokenizer.pad_token_id)
         self.end_token_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        self.budget = PixelBudget.of(processor)
 
     def encode_prompt(self, request: PromptRequest) -> EncodedPrompt:
+        """The prompt, its example target's positions in the example image's model frame."""
         example_image, test_image = load_image(request.example_image), load_image(request.test_image)
-        messages = build_messages(request.question, example_image, request.example_target, test_image)
+        example_target = rescale_positions(request.example_target, *self.budget.scale(example_image))
+        messages = build_messages(request.question, example_image, example_target, test_image)
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         batch = self.processor(text=[text], images=[example_image, test_image], return_tensors="pt")
         return EncodedPrompt(
@@ -151,6 +211,7 @@ class PromptEncoder:
             mm_token_type_ids=batch["mm_token_type_ids"][0],
             pixel_values=batch["pixel_values"],
             image_grid_thw=batch["image_grid_thw"],
+            test_scale=self.budget.scale(test_image),
         )
 
     def encode_target(self, target: str) -> torch.Tensor:
@@ -159,9 +220,10 @@ class PromptEncoder:
         return torch.tensor([*ids, self.end_token_id], dtype=torch.long)
 
     def encode_example(self, request: PromptRequest, target: str) -> EncodedExample:
-        """Prompt + target with every target token labelled (the training case)."""
+        """Prompt + target with every target token labelled (the training case); the target's positions
+        in the test image's model frame."""
         prompt = self.encode_prompt(request)
-        target_ids = self.encode_target(target)
+        target_ids = self.encode_target(rescale_positions(target, *prompt.test_scale))
         if self.max_length is not None:
             room = self.max_length - prompt.input_ids.numel()
             if room < 1:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -27,16 +27,61 @@ from models.vlm.model import LoadedVLM, greedy_generation_config
 logger = logging.getLogger(__name__)
 
 
-CHARS_PER_TOKEN = 3
+GENERATION_MARGIN = 16
+"""Tokens allowed beyond the longest target (and its end token): a slightly longer answer is not cut."""
+
+TOKEN_BUDGET = 16_384
+"""Default tokens per generate() batch: padded prompt length plus the generation limit, times the prompts.
+
+Why a token budget and not a count of prompts: at native resolution one Fig. 3 prompt carries two images
+of up to 2,622 visual tokens each (breakfast_box, 1600×1280), so eight prompts are a 45k-token prefill,
+while eight prompts of the tiny model's 224² images are a few hundred tokens. 16,384 tokens is two to
+three native LOCO prompts per batch: with Qwen2.5-VL-7B in bf16 their KV cache takes about 0.9 GB and the
+largest transient activation (the MLP's 18,944-wide hidden state for every token) about 0.6 GB, which fits
+next to the weights on a 24 GB GPU."""
 
 
-def generation_room(targets: Iterable[str]) -> int:
-    """New tokens enough for the longest target text (about 3 characters a token) plus a margin.
+def generation_room(targets: Iterable[str], tokenizer) -> int:
+    """New tokens enough for the longest target, counted with the model's own tokenizer, plus its end token
+    and :data:`GENERATION_MARGIN`.
 
-    Scoring a model on its own training targets needs no more: a model that learned them stops
-    there, and one that did not (a tiny random model) never emits the end token, so more is waste.
+    Counted, not estimated: Qwen's tokenizer splits numbers into single digits, so the box coordinates
+    that the reasoning cites make a target about 2.1 characters a token, and a limit from a guessed ratio
+    cuts the ``<answer>`` off long targets (then even a perfect model is scored wrong). Scoring a model on
+    its own training targets needs no more: a model that learned them stops there, and one that did not
+    (a tiny random model) never emits the end token, so more is waste.
     """
-    return max(len(t) for t in targets) // CHARS_PER_TOKEN + 16
+    texts = [str(t) for t in targets]
+    if not texts:
+        raise ValueError("generation_room needs at least one target text")
+    lengths = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return max(len(ids) for ids in lengths) + 1 + GENERATION_MARGIN
+
+
+def prompt_batches(requests: Sequence[PromptRequest], encoder: PromptEncoder, *, max_new_tokens: int,
+                   batch_size: int | None = None,
+                   token_budget: int = TOKEN_BUDGET) -> Iterator[tuple[list[int], list[EncodedPrompt]]]:
+    """Encode ``requests`` in order and group them into batches: ``(request indices, prompts)``.
+
+    ``batch_size`` (when given) caps the prompts per batch; the padded batch, ``prompts × (longest prompt
+    + max_new_tokens)`` tokens, stays within ``token_budget`` except that a prompt that alone exceeds it
+    is a batch of its own. Prompts are encoded one at a time, so only one batch's pixels are in memory.
+    """
+    indices: list[int] = []
+    prompts: list[EncodedPrompt] = []
+    width = 0
+    for index, request in enumerate(requests):
+        prompt = encoder.encode_prompt(request)
+        wider = max(width, int(prompt.input_ids.numel()) + max_new_tokens)
+        full = batch_size is not None and len(prompts) >= batch_size
+        if prompts and (full or wider * (len(prompts) + 1) > token_budget):
+            yield indices, prompts
+            indices, prompts, wider = [], [], int(prompt.input_ids.numel()) + max_new_tokens
+        indices.append(index)
+        prompts.append(prompt)
+        width = wider
+    if prompts:
+        yield indices, prompts
 
 
 def trim_generated(new_ids: torch.Tensor, stop_ids: set[int]) -> list[torch.Tensor]:
@@ -73,13 +118,15 @@ def decode(vlm: LoadedVLM, ids: Sequence[torch.Tensor]) -> list[str]:
 
 
 def generate(vlm: LoadedVLM, requests: Sequence[PromptRequest], *, max_new_tokens: int = 256,
-             batch_size: int = 8, progress: bool = False) -> list[str]:
-    """Answers (``<think>…</think><answer>…</answer>`` text) to Fig. 3 prompts, greedy, in order."""
+             batch_size: int | None = None, token_budget: int = TOKEN_BUDGET,
+             progress: bool = False) -> list[str]:
+    """Answers (``<think>…</think><answer>…</answer>`` text) to Fig. 3 prompts, greedy, in order; batches
+    as :func:`prompt_batches` forms them."""
     encoder = PromptEncoder(vlm.processor)
     texts: list[str] = []
-    starts = range(0, len(requests), batch_size)
-    for start in tqdm(starts, desc="generate", disable=not progress):
-        prompts = [encoder.encode_prompt(r) for r in requests[start:start + batch_size]]
+    batches = prompt_batches(requests, encoder, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             token_budget=token_budget)
+    for _, prompts in tqdm(batches, desc="generate", disable=not progress):
         texts.extend(decode(vlm, generate_ids(vlm, prompts, max_new_tokens)))
     return texts
 
@@ -129,8 +176,9 @@ def _split_pixels(prompt: EncodedPrompt) -> list[tuple[torch.Tensor, torch.Tenso
 
 
 def generate_with_image_cache(vlm: LoadedVLM, requests: Sequence[PromptRequest], *,
-                              max_new_tokens: int = 256, batch_size: int = 8,
-                              cache: ImageFeatureCache | None = None, progress: bool = False) -> list[str]:
+                              max_new_tokens: int = 256, batch_size: int | None = None,
+                              token_budget: int = TOKEN_BUDGET, cache: ImageFeatureCache | None = None,
+                              progress: bool = False) -> list[str]:
     """Like ``generate`` but every distinct image file goes through the vision tower once.
 
     Batch the subqueries of one test image together for the best effect.
@@ -138,11 +186,12 @@ def generate_with_image_cache(vlm: LoadedVLM, requests: Sequence[PromptRequest],
     encoder = PromptEncoder(vlm.processor)
     cache = ImageFeatureCache(vlm) if cache is None else cache
     texts: list[str] = []
-    for start in tqdm(range(0, len(requests), batch_size), desc="generate", disable=not progress):
-        chunk = requests[start:start + batch_size]
-        prompts = [encoder.encode_prompt(r) for r in chunk]
+    batches = prompt_batches(requests, encoder, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             token_budget=token_budget)
+    for indices, prompts in tqdm(batches, desc="generate", disable=not progress):
         features = []
-        for request, prompt in zip(chunk, prompts, strict=True):
+        for index, prompt in zip(indices, prompts, strict=True):
+            request = requests[index]
             keys = [_image_key(request.example_image), _image_key(request.test_image)]
             for key, (pixels, grid) in zip(keys, _split_pixels(prompt), strict=True):
                 features.append(cache.features(key, pixels, grid))

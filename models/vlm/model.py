@@ -22,7 +22,13 @@ from typing import Literal
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
-from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, PreTrainedModel
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+)
 
 from models.devices import resolve_device, resolve_dtype
 
@@ -30,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 DOWNLOAD_HINT = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+NATIVE_MAX_PIXELS = 16384 * 28 * 28
+"""12,845,056: the bound Qwen's published Qwen2.5-VL processor configs declare, far above every LOCO image
+(at most 1600×1280 = 2,048,000), so those keep their native resolution (up to rounding to 28 px)."""
+DEFAULT_MIN_PIXELS = 56 * 56
+"""3,136: the lower bound Qwen's published configs declare (and the image processor's own default)."""
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
@@ -41,8 +53,11 @@ class VLMConfig:
 
     ``dtype`` and ``device`` follow :mod:`models.devices` (``auto``: bf16 on a CUDA device that
     supports it, fp32 otherwise; ``cuda:<LOCAL_RANK>`` when a GPU is present, else CPU).
-    ``min_pixels`` / ``max_pixels`` override the processor's resize bounds (``None`` keeps the
-    checkpoint's values; the paper uses native resolution).
+    ``min_pixels`` / ``max_pixels`` are the image processor's resize bounds, always set explicitly when
+    loading (:func:`pixel_bounds`): ``None`` takes the bound the checkpoint's processor config declares,
+    and where it declares none, :data:`NATIVE_MAX_PIXELS` / :data:`DEFAULT_MIN_PIXELS`, never the image
+    processor class's own default (1,003,520, which silently shrinks a 1600×1280 image to 1120×896). The
+    paper feeds images at native resolution; lower ``max_pixels`` to trade detail for memory and time.
     """
 
     dtype: DType = field(default="auto", metadata={"help": "auto = bf16 on CUDA, fp32 on CPU; or float32, "
@@ -51,10 +66,19 @@ class VLMConfig:
                                                           "cpu; or a torch device."})
     attn_implementation: AttnImplementation = field(default="sdpa", metadata={
         "help": "sdpa, flash_attention_2 or eager."})
-    min_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
-                                                                   "checkpoint's."})
-    max_pixels: int | None = field(default=None, metadata={"help": "Processor resize bound; None keeps the "
-                                                                   "checkpoint's (the paper: native resolution)."})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "Fewest pixels an image is resized to; None: the checkpoint's declared bound, else 3,136."})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "Most pixels an image is resized to (the paper: native resolution); None: the checkpoint's "
+                "declared bound, else 12,845,056 (native for every LOCO image). Lower it to save memory."})
+
+    def __post_init__(self) -> None:
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 28 * 28):
+                raise ValueError(f"VLMConfig.{name} must be an integer >= 784 (one 28×28 tile) or None, got {value!r}")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ValueError(f"VLMConfig.min_pixels ({self.min_pixels}) is above max_pixels ({self.max_pixels})")
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -76,6 +100,39 @@ def check_checkpoint_dir(path: str | Path) -> Path:
             f"(config.json model_type in {SUPPORTED_MODEL_TYPES})"
         )
     return directory
+
+
+def declared_pixel_bounds(directory: Path) -> tuple[int | None, int | None]:
+    """``(min_pixels, max_pixels)`` as the checkpoint's processor config declares them (None: not declared).
+
+    Looks where transformers reads them: ``preprocessor_config.json`` (Qwen's published layout, flat
+    ``min_pixels``/``max_pixels`` or ``size``) and ``processor_config.json``'s ``image_processor`` (what
+    transformers 5 saves, with ``size: {shortest_edge, longest_edge}``).
+    """
+    found: dict[str, int] = {}
+    sources = [(directory / "processor_config.json", "image_processor"), (directory / "preprocessor_config.json", None)]
+    for path, key in sources:
+        if not path.is_file():
+            continue
+        values = json.loads(path.read_text(encoding="utf-8"))
+        values = values.get(key) or {} if key else values
+        size = values.get("size") or {}
+        for name, size_key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+            declared = values.get(name, size.get(size_key))
+            if declared is not None:
+                found.setdefault(name, int(declared))
+    return found.get("min_pixels"), found.get("max_pixels")
+
+
+def pixel_bounds(directory: Path, config: VLMConfig) -> tuple[int, int]:
+    """The ``(min_pixels, max_pixels)`` a checkpoint is loaded with: the config's, else the checkpoint's
+    declared ones, else native (see :class:`VLMConfig`)."""
+    declared_min, declared_max = declared_pixel_bounds(directory)
+    low = config.min_pixels or declared_min or DEFAULT_MIN_PIXELS
+    high = config.max_pixels or declared_max or NATIVE_MAX_PIXELS
+    if low > high:
+        raise ValueError(f"min_pixels {low} is above max_pixels {high} for {directory}: set both in the VLM config")
+    return low, high
 
 
 ADAPTER_FIX = "train it again (materialize vlm_adapter) or point at another adapter directory"
@@ -117,6 +174,11 @@ def trained_kind(path: str | Path) -> str:
     return "lora" if adapter else "full"
 
 
+def load_tokenizer(path: str | Path):
+    """The checkpoint's tokenizer alone (for counting target tokens without loading the weights)."""
+    return AutoTokenizer.from_pretrained(check_checkpoint_dir(path), local_files_only=True, trust_remote_code=False)
+
+
 def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig:
     """Pure greedy decoding, whatever sampling defaults the checkpoint's generation_config carries.
 
@@ -137,6 +199,10 @@ def greedy_generation_config(tokenizer, max_new_tokens: int) -> GenerationConfig
     )
 
 
+def _output_requires_grad(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
 class LoadedVLM:
     """A Qwen2.5-VL model (optionally with a LoRA adapter) and its processor on one device."""
 
@@ -153,13 +219,10 @@ class LoadedVLM:
         directory = check_checkpoint_dir(path)
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
-        size_overrides = {
-            key: value
-            for key, value in (("min_pixels", config.min_pixels), ("max_pixels", config.max_pixels))
-            if value is not None
-        }
+        min_pixels, max_pixels = pixel_bounds(directory, config)
         processor = AutoProcessor.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=False, **size_overrides
+            directory, local_files_only=True, trust_remote_code=False,
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
         )
         model = AutoModelForImageTextToText.from_pretrained(
             directory,
@@ -187,9 +250,34 @@ class LoadedVLM:
         """The ``…ForConditionalGeneration`` module (inside the PEFT wrapper when there is one)."""
         return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass, with a gradient path into the language model only.
+
+        transformers' ``activation_checkpointing_enable`` (and PEFT, when it wraps a checkpointed model)
+        call ``enable_input_require_grads``, which hooks *every* sub-model's input embeddings, the vision
+        tower's ``patch_embed`` included: its output then requires grad, and autograd records and runs the
+        backward pass through the whole frozen vision tower (see ``benchmarks/finetune.py --compare-hooks``).
+        Only the language model's input needs the hook (checkpointed decoder layers with LoRA weights must
+        see an input that requires grad); :meth:`_language_inputs_only` puts it there instead, after every
+        step that adds transformers' hooks. LoRA on the vision tower still trains: its own weights require
+        grad, and checkpointing is non-reentrant.
+        """
+        self.base_model.activation_checkpointing_enable({"use_reentrant": False})
+        self._language_inputs_only()
+
+    def _language_inputs_only(self) -> None:
+        """Replace the require-grads hooks on every sub-model's input embeddings by one on the language model's."""
+        model = self.base_model
+        if not model.is_activation_checkpointing:
+            return
+        model.disable_input_require_grads()
+        hook = model.get_input_embeddings().register_forward_hook(_output_requires_grad)
+        model._require_grads_hooks = [hook]  # so that transformers' disable_input_require_grads removes it
+
     def add_lora(self, lora_config: LoraConfig) -> PeftModel:
         """Wrap the model with a fresh, trainable LoRA adapter (every base weight frozen)."""
         self.model = get_peft_model(self.model, lora_config)
+        self._language_inputs_only()  # PEFT re-adds transformers' hooks to a checkpointed model
         return self.model
 
     def load_trained(self, trained_dir: str | Path) -> None:
@@ -220,6 +308,7 @@ class LoadedVLM:
         directory = check_adapter_dir(adapter_dir)
         try:
             self.model = PeftModel.from_pretrained(self.model, directory, is_trainable=trainable)
+            self._language_inputs_only()
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(

@@ -32,10 +32,10 @@ from models.envelope import split_envelope
 from models.vlm.encoding import (
     IGNORE_INDEX,
     EncodedExample,
+    EncodedPrompt,
     PromptEncoder,
     collate_for_loss,
     move_to,
-    request_from_row,
 )
 from models.vlm.inference import decode, generate_ids
 from models.vlm.model import LoadedVLM
@@ -101,10 +101,11 @@ class SampleScore:
 
 @torch.no_grad()
 def score_rows(vlm: LoadedVLM, nll_module: TargetTokenNLL, encoder: PromptEncoder,
-               rows: Sequence[Mapping[str, Any]], answer_checker: AnswerChecker, max_new_tokens: int,
+               rows: Sequence[Mapping[str, Any]], prompts: Sequence[EncodedPrompt], answer_checker: AnswerChecker,
+               max_new_tokens: int,
                autocast: Callable[[], AbstractContextManager] = nullcontext) -> list[SampleScore]:
-    """Greedy-generate each row's answer, check it, and measure its answer perplexity (one batch)."""
-    prompts = [encoder.encode_prompt(request_from_row(row)) for row in rows]
+    """Greedy-generate each row's answer from its encoded prompt, check it, and measure its answer
+    perplexity (one batch; :func:`models.vlm.inference.prompt_batches` forms it)."""
     with autocast():
         generated = generate_ids(vlm, prompts, max_new_tokens)
     texts = decode(vlm, generated)

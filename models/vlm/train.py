@@ -92,6 +92,7 @@ from models.vlm.encoding import (
     move_to,
     request_from_row,
 )
+from models.vlm.inference import TOKEN_BUDGET, prompt_batches
 from models.vlm.model import LoadedVLM, VLMConfig
 from models.vlm.prompt import exact_answer_match
 from models.vlm.resampling import (
@@ -183,7 +184,11 @@ class TrainConfig:
                                                                           "size."})
     score_max_samples: int | None = field(default=None, metadata={
         "help": "Samples scored after each epoch (a seeded subsample); None: every sample (the paper)."})
-    score_batch_size: int = field(default=8, metadata={"help": "Samples per batch when scoring.", "runtime": True})
+    score_batch_size: int | None = field(default=None, metadata={
+        "help": "Most samples per batch when scoring; None: as many as score_token_budget holds.", "runtime": True})
+    score_token_budget: int = field(default=TOKEN_BUDGET, metadata={
+        "help": "Tokens per scoring batch: samples × (longest prompt, images included, + max_new_tokens); "
+                "a native-resolution LOCO prompt has up to 5.3k tokens.", "runtime": True})
     max_new_tokens: int = field(default=256, metadata={"help": "Token limit of the greedy output that is scored."})
     log_every_steps: int = field(default=10, metadata={"help": "Report the loss every this many optimizer steps.",
                                                        "runtime": True})
@@ -194,11 +199,11 @@ class TrainConfig:
             if isinstance(value, list):  # JSON and launchpad lists; the config stays hashable
                 object.__setattr__(self, name, tuple(value))
         for name in ("num_epochs", "per_device_batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha",
-                     "score_batch_size", "max_new_tokens", "log_every_steps"):
+                     "score_token_budget", "max_new_tokens", "log_every_steps"):
             _check_int(self, name, minimum=1)
         for name in ("seed", "warmup_steps", "num_workers", "pixel_cache_images"):
             _check_int(self, name, minimum=0)
-        for name in ("max_length", "samples_per_epoch", "score_max_samples"):
+        for name in ("max_length", "samples_per_epoch", "score_max_samples", "score_batch_size"):
             if getattr(self, name) is not None:
                 _check_int(self, name, minimum=1)
         for name in ("learning_rate", "adam_eps", "gamma"):
@@ -421,7 +426,7 @@ class Trainer:
         self.encoder = PromptEncoder(vlm.processor, max_length=config.max_length)
         self.device = vlm.device
         if config.gradient_checkpointing:
-            vlm.base_model.activation_checkpointing_enable({"use_reentrant": False})
+            vlm.enable_gradient_checkpointing()
         self.model: nn.Module = trainable_model(vlm, config)
         self.nll = TargetTokenNLL(self.model)
         self.module: nn.Module = DistributedDataParallel(self.nll) if ctx.enabled else self.nll
@@ -539,10 +544,12 @@ class Trainer:
         indices = self.scored_indices(epoch)[self.ctx.rank::self.ctx.world_size]
         self.model.eval()
         local = []
-        starts = range(0, len(indices), cfg.score_batch_size)
-        for start in tqdm(starts, desc=f"score {epoch}", disable=not self.ctx.is_main, leave=False):
-            chunk = indices[start:start + cfg.score_batch_size]
-            scores = score_rows(self.vlm, self.nll, self.encoder, [self.rows[i] for i in chunk],
+        batches = prompt_batches([request_from_row(self.rows[i]) for i in indices], self.encoder,
+                                 max_new_tokens=cfg.max_new_tokens, batch_size=cfg.score_batch_size,
+                                 token_budget=cfg.score_token_budget)
+        for positions, prompts in tqdm(batches, desc=f"score {epoch}", disable=not self.ctx.is_main, leave=False):
+            chunk = [indices[p] for p in positions]
+            scores = score_rows(self.vlm, self.nll, self.encoder, [self.rows[i] for i in chunk], prompts,
                                 self.answer_checker, cfg.max_new_tokens, self.autocast)
             local.extend(zip(chunk, scores, strict=True))
         self.model.train()

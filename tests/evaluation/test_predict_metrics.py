@@ -192,6 +192,9 @@ def test_questions_follow_image_then_spec_order() -> None:
 def test_default_generation_room_follows_the_training_targets() -> None:
     from models.evaluation.answerers import default_max_new_tokens
 
-    assert default_max_new_tokens(["x" * 30, "y" * 300], tiny=True) == 300 // 3 + 16
-    assert default_max_new_tokens(["y" * 300], tiny=False) == 512  # a real model answering in context
-    assert default_max_new_tokens(["z" * 3000], tiny=False) == 1016
+    def one_token_a_character(texts, add_special_tokens):  # counted by the tokenizer, not estimated
+        return {"input_ids": [list(t) for t in texts]}
+
+    assert default_max_new_tokens(["x" * 30, "y" * 300], one_token_a_character, tiny=True) == 300 + 1 + 16
+    assert default_max_new_tokens(["y" * 300], one_token_a_character, tiny=False) == 512  # answering in context
+    assert default_max_new_tokens(["z" * 3000], one_token_a_character, tiny=False) == 3017

@@ -116,10 +116,14 @@ def test_table_iii_rows_and_the_main_rows_generate_under_one_rule() -> None:
     """lac_ablation and lac_predictions bound generation by the same PredictionConfig rule: room for the longest
     training target, at least CHECKPOINT_MIN_NEW_TOKENS on a real checkpoint."""
     targets = ["x" * 30]
+
+    def tokenizer(texts, add_special_tokens):
+        return {"input_ids": [list(t) for t in texts]}
+
     for settings in (AblationConfig().to_core(), LacPredictionsConfig().to_core()):
-        assert settings.generation_limit(targets, tiny=False) == CHECKPOINT_MIN_NEW_TOKENS
-        assert settings.generation_limit(targets, tiny=True) < CHECKPOINT_MIN_NEW_TOKENS
-    assert AblationConfig(max_new_tokens=7).to_core().generation_limit(targets, tiny=False) == 7
+        assert settings.generation_limit(targets, tokenizer, tiny=False) == CHECKPOINT_MIN_NEW_TOKENS
+        assert settings.generation_limit(targets, tokenizer, tiny=True) < CHECKPOINT_MIN_NEW_TOKENS
+    assert AblationConfig(max_new_tokens=7).to_core().generation_limit(targets, tokenizer, tiny=False) == 7
 
 
 def test_unset_training_fields_keep_the_preset() -> None:

@@ -171,8 +171,8 @@ def test_changing_a_runtime_setting_resumes(tiny_model_dir, sample_factory, tmp_
 def test_train_config_fields_carry_help() -> None:
     missing = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help")]
     assert missing == []
-    assert {"num_workers", "score_batch_size", "log_every_steps", "gradient_checkpointing",
-            "pixel_cache_images"} == RUNTIME_SETTINGS
+    assert {"num_workers", "score_batch_size", "score_token_budget", "log_every_steps",
+            "gradient_checkpointing", "pixel_cache_images"} == RUNTIME_SETTINGS
     assert TrainConfig(lora_targets=["q_proj"], adam_betas=[0.8, 0.9]).lora_targets == ("q_proj",)
 
 
@@ -186,6 +186,7 @@ def test_train_config_fields_carry_help() -> None:
     ("samples_per_epoch", 0, "TrainConfig.samples_per_epoch must be an integer >= 1"),
     ("score_max_samples", 0, "TrainConfig.score_max_samples must be an integer >= 1"),
     ("score_batch_size", 0, "TrainConfig.score_batch_size must be an integer >= 1"),
+    ("score_token_budget", 0, "TrainConfig.score_token_budget must be an integer >= 1"),
     ("max_new_tokens", 0, "TrainConfig.max_new_tokens must be an integer >= 1"),
     ("max_length", 0, "TrainConfig.max_length must be an integer >= 1"),
     ("lora_r", 0, "TrainConfig.lora_r must be an integer >= 1"),
