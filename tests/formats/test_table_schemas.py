@@ -39,6 +39,7 @@ from models.split import SPLIT_COLUMNS, SplitConfig, loco_fc_split
 from models.synth import GeneratorConfig, ensure_generated
 from models.vlm.resampling import DIFFICULTY_COLUMNS, PROBABILITY_COLUMNS
 from resources.parquet_io import ParquetIOManager
+from resources.storage import StorageResource
 
 COLUMN_CONSTANTS = {
     "loco_fc_split": SPLIT_COLUMNS,
@@ -71,7 +72,7 @@ def test_every_parquet_table_asset_declares_its_schema_beside_its_columns():
 
 def _store(storage: Path, table: str, scenario: str, frame: pd.DataFrame) -> None:
     """Through the Parquet IO manager, as a materialization writes it."""
-    manager = ParquetIOManager(base_dir=str(storage)).create_io_manager(None)
+    manager = ParquetIOManager(storage=StorageResource(root=str(storage))).create_io_manager(None)
     context = build_output_context(asset_key=AssetKey(table))
     manager.dump_to_path(context, frame, UPath(storage / table / f"{scenario}.parquet"))
 
