@@ -20,9 +20,9 @@ and unreadable answer), ``rules`` (the fired rules with the answers they read) a
 subquery: answer text, parsed value, whether parseable, and for ``grounded`` whether a measure gave
 it: ``measured``, false where the normal answer was assumed). Bad input (an unreadable, oversized or
 too elongated image, an unknown or broken scenario spec, a missing or damaged adapter, no example, a
-bad flag value, no grounding table for ``grounded``, storage that cannot be written when the
-built-in model must be built) prints one
-line on stderr naming the file or flag and the fix, and exits with 2 (``pipelines/cli.py``).
+bad flag value, no grounding table for ``grounded``, storage that cannot be written when the built-in
+model must be built) prints one line on stderr naming the file or flag and the fix, and exits with 2
+(``pipelines/cli.py``).
 """
 
 from __future__ import annotations
