@@ -47,6 +47,7 @@ from models.evaluation import (
     write_html,
 )
 from models.evaluation.answerers import PredictionConfig
+from models.evaluation.grounded import GROUNDED, grounded_answers, measured_share
 from models.evaluation.metrics import DEFAULT_CONFIGURATION
 from models.evaluation.plots import table_ii_figure
 from models.evaluation.predict import image_rows, parse_rate
@@ -63,11 +64,13 @@ from resources.tags import GPU_POOL, all_scenarios_tags, gpu_tags
 from resources.vlm import TINY_NOTE, VisionLanguageModel
 
 PARSEABLE_TARGET = 0.9
+LOCAL_METHODS = {"icl", "finetuned"}  # the methods that load the local base model
 PREVIEW_IMAGES = 12
 METRICS = ["models.evaluation.metrics.METRICS_VERSION"]
 CODE_VERSIONS = {
     "lac_predictions": ["models.evaluation.predict.PREDICTION_VERSION",
-                        "models.evaluation.answerers.API_CACHE_TAG"],
+                        "models.evaluation.answerers.API_CACHE_TAG",
+                        "models.instruct.cot.COT_VERSION"],  # the grounded method's reasoning is the CoT's
     "lac_report": ["models.evaluation.report.REPORT_VERSION"],
     "lac_metrics": METRICS, "lac_class_metrics": METRICS, "lac_confusion": METRICS,
 }
@@ -85,7 +88,8 @@ class LacPredictionsConfig(mirror(PredictionConfig)):
     methods: list[str] = Field(
         default=list(METHODS),
         description="finetuned (base + the scenario's adapter), icl (base model in context), icl_api "
-                    "(the icl_endpoint resource in context; skipped when no endpoint is configured).",
+                    "(the icl_endpoint resource in context; skipped when no endpoint is configured), grounded "
+                    "(training-free: the grounding table through the spec's measures, no model).",
     )
     endpoint_retries: int = Field(default=2, description="Step retries, a minute apart, after an endpoint outage "
                                   "(connection errors, timeouts, HTTP 408/409/429/5xx; 0: fail at once). A refused "
@@ -104,12 +108,13 @@ class LacPredictionsConfig(mirror(PredictionConfig)):
     ],
 )
 def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig, loco_fc_split: pd.DataFrame,
-                    cot_dataset: pd.DataFrame, vlm: VisionLanguageModel, icl_endpoint: ChatEndpoint,
-                    storage: StorageResource):
+                    cot_dataset: pd.DataFrame, grounding: pd.DataFrame, vlm: VisionLanguageModel,
+                    icl_endpoint: ChatEndpoint, storage: StorageResource):
     """Every subquery of every test image asked in the paper's Fig. 3 format (one normal training image from
     cot_dataset as the example), by the fine-tuned model, the same base model in context, and optionally an
-    OpenAI-compatible endpoint; replies parsed and h applied. One row per (image, subquery, method) with the
-    raw reply, the parsed answer and, repeated per image, the true and predicted label sets and the evidence."""
+    OpenAI-compatible endpoint, and answered without a model from the test images' grounding through the spec's
+    measures (grounded); replies parsed and h applied. One row per (image, subquery, method) with the raw reply,
+    the parsed answer and, repeated per image, the true and predicted label sets and the evidence."""
     spec = spec_for(context.partition_key)
     settings = config.to_core()
     methods, skipped = _methods(config.methods, icl_endpoint)
@@ -122,37 +127,47 @@ def lac_predictions(context: AssetExecutionContext, config: LacPredictionsConfig
                           f"vlm_adapter for {spec.scenario} first, or leave 'finetuned' out of methods") from None
     train_ids = loco_fc_split.loc[loco_fc_split["split"] == "train", "image_id"]
     test = loco_fc_split[loco_fc_split["split"] == "test"]
-    questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids))
     truth = dict(zip(test["image_id"], test["labels"], strict=True))
-    max_new_tokens = settings.generation_limit(cot_dataset["target"], vlm.tokenizer(), tiny=vlm.is_tiny)
     frames, timing, usage = [], {}, {}
+    asked = [m for m in methods if m != GROUNDED]
+    questions = build_questions(test, spec, select_examples(cot_dataset, spec, train_ids)) if asked else []
+    # grounded alone loads no model, not even its tokenizer
+    max_new_tokens = settings.generation_limit(cot_dataset["target"], vlm.tokenizer(), tiny=vlm.is_tiny) if asked \
+        else None
     with retry_on_endpoint_outage(config.endpoint_retries):
-        for method, model, answerer in _answerers(methods, vlm, icl_endpoint, adapter, settings, max_new_tokens,
+        for method, model, answerer in _answerers(asked, vlm, icl_endpoint, adapter, settings, max_new_tokens,
                                                   usage):
             began = time.perf_counter()
             frames.append(predict(spec, questions, answerer, method=method, model=model, true_labels=truth,
                                   policy=settings.policy))
             timing[method] = time.perf_counter() - began
             context.log.info(f"{method} ({model}): {len(questions)} questions in {timing[method]:.1f} s")
+    if GROUNDED in methods:
+        began = time.perf_counter()
+        frames.append(grounded_answers(spec, grounding, test, true_labels=truth, policy=settings.policy))
+        timing[GROUNDED] = time.perf_counter() - began
+        context.log.info(f"grounded: {len(test)} images answered from the grounding in {timing[GROUNDED]:.1f} s")
     table = pd.concat(frames, ignore_index=True)
     rates = parse_rate(table)
     yield Output(
         table,
         data_version=frame_data_version(table),
         metadata={
-            **vlm.describe(),
+            **(vlm.describe() if set(methods) & LOCAL_METHODS else {}),  # grounded alone loads no model
             **icl_endpoint.describe(),
             "adapter": MetadataValue.path(str(adapter)),
             "methods_run": MetadataValue.json(methods),
             "methods_skipped": MetadataValue.json(skipped),
             "test_images": len(test),
-            "questions_per_method": len(questions),
+            "questions_per_method": len(test) * len(spec.subqueries),
             "max_new_tokens": max_new_tokens,
-            **vlm.resolution_metadata([p for q in questions for p in (q.image_path, q.example.image_path)]),
+            **(vlm.resolution_metadata([p for q in questions for p in (q.image_path, q.example.image_path)])
+               if asked else {}),
             "icl_example_images": MetadataValue.json(sorted({q.example.image_id for q in questions})),
             "per_method": MetadataValue.md(markdown_table(_per_method(spec, table, timing), index=False)),
             "predictions": MetadataValue.md(markdown_table(_preview(table), index=False)),
             "llm_usage": MetadataValue.json(usage),
+            "grounded_measured_share": MetadataValue.json(measured_share(table)),
         },
     )
     yield AssetCheckResult(
@@ -181,7 +196,7 @@ def _answerers(methods: list[str], vlm: VisionLanguageModel, endpoint: ChatEndpo
                usage: dict[str, int]) -> Iterator[tuple[str, str, Answerer]]:
     """(method, model name, answerer) in turn; the base model is loaded once, ``icl`` answers before the
     adapter is attached for ``finetuned``; the endpoint's usage counts land in ``usage``."""
-    local = [m for m in ("icl", "finetuned") if m in methods]
+    local = [m for m in ("icl", "finetuned") if m in methods]  # LOCAL_METHODS, icl first
     if local:
         loaded = vlm.load()
         for method in local:

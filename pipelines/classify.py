@@ -1,6 +1,6 @@
 """Classify new images: which logical rule each one breaks, and the answers that say so, as JSON lines.
 
-    python -m pipelines.classify IMAGE... --scenario pushpins [--adapter PATH] [--method finetuned|icl]
+    python -m pipelines.classify IMAGE... --scenario pushpins [--adapter PATH] [--method finetuned|icl|grounded]
 
 Every subquery of the scenario is asked in the paper's Fig. 3 format, exactly as in the
 evaluation: the fine-tuned adapter of the scenario (by default the latest materialized
@@ -9,13 +9,20 @@ of ``LOGICLS_VLM_CHECKPOINT`` (the tiny built-in model when unset), or ``--metho
 model alone. The in-context example comes from the latest ``cot_dataset`` Parquet, or else from the
 scenario's first normal training image in ``loco_fc_split`` with its normal answers.
 
+``--method grounded`` asks no model: the images are grounded by the backend the ``LOGICLS_GROUNDING_*``
+variables select (the classical segmenter by default; results cached in the storage's grounding
+cache), their attributes read with the calibration of the scenario's latest ``grounding`` table, and
+every subquery answered through the spec's measures (``models.evaluation.grounded``).
+
 Output: one JSON object per image and line on stdout: ``image``, ``scenario``, ``method``,
 ``model``, ``labels`` (the predicted label set), ``evidence`` (the trail, one line per fired rule
 and unreadable answer), ``rules`` (the fired rules with the answers they read) and ``answers`` (per
-subquery: answer text, parsed value, whether parseable). Bad input (an unreadable, oversized or
+subquery: answer text, parsed value, whether parseable, and for ``grounded`` whether a measure gave
+it: ``measured``, false where the normal answer was assumed). Bad input (an unreadable, oversized or
 too elongated image, an unknown or broken scenario spec, a missing or damaged adapter, no example, a
-bad flag value, storage that cannot be written when the built-in model must be built) prints one
-line on stderr naming the file or flag and the fix, and exits with 2 (``pipelines/cli.py``).
+bad flag value, no grounding table for ``grounded``, storage that cannot be written when the built-in
+model must be built) prints one line on stderr naming the file or flag and the fix, and exits with 2
+(``pipelines/cli.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +40,15 @@ from PIL import Image
 
 from models.evaluation import build_questions, local_answerer, predict, select_examples
 from models.evaluation.answerers import CHECKPOINT_MIN_NEW_TOKENS, PredictionConfig
+from models.evaluation.grounded import GROUNDED, grounded_answers
 from models.evaluation.predict import ICLExample, normal_answer_examples
+from models.grounding import calibration_of, ground_images, queries_from_spec
 from models.spec import ScenarioSpec, UnparseablePolicy, get_spec
 from models.storage import StorageLayout, scenario_dir, vlm_checkpoint
 from models.vlm import trained_kind
 from models.vlm.encoding import image_shape_problem
 from pipelines.cli import EXIT_BAD_INPUT, ArgumentParser, BadInput, positive_int, run
+from resources.grounding import grounder_from_env
 from resources.storage import StorageResource
 from resources.vlm import VisionLanguageModel
 
@@ -56,8 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, help="image files to classify")
     parser.add_argument("--scenario", required=True, help="the scenario (spec) the images belong to")
     parser.add_argument("--adapter", type=Path, help="LoRA adapter directory (default: the latest vlm_adapter)")
-    parser.add_argument("--method", choices=["finetuned", "icl"], default="finetuned",
-                        help="finetuned: base model + adapter; icl: the base model in context")
+    parser.add_argument("--method", choices=["finetuned", "icl", GROUNDED], default="finetuned",
+                        help="finetuned: base model + adapter; icl: the base model in context; grounded: no "
+                             "model, the images' grounding through the spec's measures")
     parser.add_argument("--max-new-tokens", type=positive_int,
                         help="generation limit (default: room for the example's target; at least "
                              f"{CHECKPOINT_MIN_NEW_TOKENS} for a real model)")
@@ -95,7 +106,7 @@ def check_images(paths: list[Path]) -> list[Path]:
 
 
 def resolve_adapter(args: argparse.Namespace, storage: StorageLayout) -> Path | None:
-    if args.method == "icl":
+    if args.method in ("icl", GROUNDED):
         return None
     directory = args.adapter or storage.adapter_dir(args.scenario)
     try:
@@ -122,18 +133,39 @@ def load_examples(spec: ScenarioSpec, storage: StorageLayout) -> dict[str, ICLEx
                    f"(looked for {cot_path} and {split_path})")
 
 
+def grounded_table(spec: ScenarioSpec, frame: pd.DataFrame, storage: StorageLayout,
+                   policy: UnparseablePolicy) -> pd.DataFrame:
+    """The grounded method's rows: the images grounded (cached), their attributes read with the calibration of
+    the scenario's grounding table, the subqueries answered through the spec's measures."""
+    stored = storage.table("grounding", spec.scenario)
+    if not stored.is_file():
+        raise BadInput(f"no grounding table at {stored}: materialize grounding for {spec.scenario} first (its "
+                       "attribute calibration reads the new images), or choose --method finetuned or icl")
+    grounder = grounder_from_env(cache_dir=str(storage.cache("grounding")))
+    run = ground_images(grounder.build(), list(zip(frame["image_id"], frame["image_path"], strict=True)),
+                        queries_from_spec(spec), cache_dir=grounder.cache_path, progress=False, spec=spec,
+                        calibration=calibration_of(pd.read_parquet(stored)))
+    if not run.failures.empty:
+        failure = run.failures.iloc[0]
+        raise BadInput(f"cannot ground image {failure['image_path']}: {failure['error']}")
+    return grounded_answers(spec, run.objects, frame, policy=policy)
+
+
 def classify(args: argparse.Namespace) -> list[dict[str, Any]]:
     spec = load_scenario(args.scenario)
     images = check_images(list(dict.fromkeys(args.images)))
     storage = StorageLayout.from_environment()
-    adapter = resolve_adapter(args, storage)
-    examples = load_examples(spec, storage)
     settings = PredictionConfig(batch_size=args.batch_size, token_budget=args.token_budget,
                                 max_new_tokens=args.max_new_tokens,
                                 unparseable_policy=args.unparseable_policy)
+    frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
+    if args.method == GROUNDED:
+        table = grounded_table(spec, frame, storage, settings.policy)
+        return [_image_result(rows) for _, rows in table.groupby("image_id", sort=False)]
+    adapter = resolve_adapter(args, storage)
+    examples = load_examples(spec, storage)
     resource = VisionLanguageModel(checkpoint_dir=vlm_checkpoint(), storage=StorageResource(root=str(storage.root)))
     vlm = resource.load(adapter)
-    frame = pd.DataFrame({"image_id": [str(p) for p in images], "image_path": [str(p) for p in images]})
     questions = build_questions(frame, spec, examples)
     answerer = local_answerer(vlm, batch_size=settings.batch_size, token_budget=settings.token_budget,
                               max_new_tokens=settings.generation_limit([e.target for e in examples.values()],
@@ -149,6 +181,7 @@ def _image_result(rows: pd.DataFrame) -> dict[str, Any]:
         r.subquery_id: {"answer": None if pd.isna(r.answer_text) else r.answer_text,
                         "value": json.loads(r.answer_value) if r.parseable else None,
                         "parseable": bool(r.parseable), "reason": None if pd.isna(r.parse_reason) else r.parse_reason}
+        | ({} if r.measured is None else {"measured": bool(r.measured)})
         for r in rows.itertuples(index=False)
     }
     return {"image": first["image_path"], "scenario": first["scenario"], "method": first["method"],

@@ -1,7 +1,8 @@
 """Evaluation of logical anomaly classification: LAC inference with evidence trails, Table II-shaped
-metrics, in-context baselines and evidence reports. No Dagster here."""
+metrics, in-context baselines, the training-free grounded method and evidence reports. No Dagster here."""
 
 from models.evaluation.answerers import api_answerer, api_messages, local_answerer
+from models.evaluation.grounded import GROUNDED, grounded_answers
 from models.evaluation.metrics import MetricsTables, compute_metrics, confusion_summary, missing_scenarios
 from models.evaluation.predict import (
     METHODS,
@@ -16,6 +17,7 @@ from models.evaluation.predict import (
 from models.evaluation.report import image_report, scenario_report, write_html
 
 __all__ = [
+    "GROUNDED",
     "METHODS",
     "PREDICTION_COLUMNS",
     "Answerer",
@@ -27,6 +29,7 @@ __all__ = [
     "build_questions",
     "compute_metrics",
     "confusion_summary",
+    "grounded_answers",
     "image_report",
     "local_answerer",
     "missing_scenarios",

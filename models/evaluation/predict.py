@@ -19,11 +19,13 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 ``image_path``           the test image
 ``model``                who answered: the checkpoint directory's name, or the endpoint's model
 ``method``               ``finetuned`` (base + LoRA adapter), ``icl`` (base model, in context),
-                         ``icl_api`` (an OpenAI-compatible endpoint, in context)
+                         ``icl_api`` (an OpenAI-compatible endpoint, in context), ``grounded``
+                         (no model: the grounding table through the spec's measures,
+                         :mod:`models.evaluation.grounded`; ``model`` is the grounding backend)
 ``subquery_id``          the subquery
 ``question``             the subquery's original text (what was asked)
-``example_image_id``     the Fig. 3 example (a normal training image)
-``example_image_path``   its file
+``example_image_id``     the Fig. 3 example (a normal training image; ``None`` for ``grounded``)
+``example_image_path``   its file (``None`` for ``grounded``)
 ``raw_output``           the model's reply, verbatim
 ``think``                the first ``<think>`` block's content (``None`` without one)
 ``answer_text``          the first ``<answer>`` block's content outside the reasoning (``None``
@@ -31,6 +33,9 @@ Output table (``PREDICTION_COLUMNS``), one row per (image, subquery, method):
 ``answer_value``         the parsed typed value as JSON (``None`` when unparseable)
 ``parseable``            whether the parser could read the reply
 ``parse_reason``         why not (``None`` when parseable)
+``measured``             ``grounded`` only: whether a measure of the grounded objects gave the
+                         answer (False: not measured, the normal answer assumed); ``None`` for
+                         the model methods, whose answers are not measured
 ``true_labels``          per image, repeated: the true label set (sorted; ``["normal"]``)
 ``predicted_labels``     per image, repeated: ``h``'s label set (sorted; ``["normal"]``)
 ``evidence``             per image, repeated: JSON list of the fired rules
@@ -62,7 +67,7 @@ from models.vlm.encoding import PromptRequest
 PREDICTION_VERSION = 2
 """Bump when predictions change for the same model and questions: prompting, parsing, the aggregation into
 label sets (the lac_predictions and lac_ablation assets' code version)."""
-METHODS = ("finetuned", "icl", "icl_api")
+METHODS = ("finetuned", "icl", "icl_api", "grounded")
 
 PREDICTION_COLUMNS = [
     "scenario",
@@ -80,6 +85,7 @@ PREDICTION_COLUMNS = [
     "answer_value",
     "parseable",
     "parse_reason",
+    "measured",
     "true_labels",
     "predicted_labels",
     "evidence",
@@ -89,7 +95,8 @@ PREDICTION_COLUMNS = [
 _TEXT, _LABELS = pa.string(), pa.list_(pa.string())
 PREDICTION_SCHEMA = pa.schema([
     *((name, _TEXT) for name in PREDICTION_COLUMNS[:13]),  # scenario … answer_value
-    ("parseable", pa.bool_()), ("parse_reason", _TEXT), ("true_labels", _LABELS), ("predicted_labels", _LABELS),
+    ("parseable", pa.bool_()), ("parse_reason", _TEXT), ("measured", pa.bool_()),
+    ("true_labels", _LABELS), ("predicted_labels", _LABELS),
     ("evidence", _TEXT), ("evidence_lines", _LABELS), ("unparseable_policy", _TEXT),
 ])  # fmt: skip
 #: ``lac_ablation``: the prediction columns of every Table III configuration, labelled.
@@ -107,16 +114,19 @@ class ICLExample:
 
 @dataclass(frozen=True)
 class Question:
-    """One subquery about one image, with the in-context example that goes with it."""
+    """One subquery about one image, with the in-context example that goes with it (``None`` for a
+    method that asks no model, ``grounded``)."""
 
     image_id: str
     image_path: str
     subquery_id: str
     question: str
-    example: ICLExample
+    example: ICLExample | None
 
     def request(self) -> PromptRequest:
         """The local model's request (images as paths, so image features can be cached by path)."""
+        if self.example is None:
+            raise ValueError(f"{self.image_id} {self.subquery_id}: a model's question needs an in-context example")
         return PromptRequest(self.question, self.example.image_path, self.example.target, self.image_path)
 
 
@@ -188,8 +198,9 @@ def _example_candidates(cot: pd.DataFrame, spec: ScenarioSpec,
 
 
 def build_questions(test_images: pd.DataFrame, spec: ScenarioSpec,
-                    examples: Mapping[str, ICLExample]) -> list[Question]:
-    """Every subquery (original text, spec order) of every test image, grouped by image.
+                    examples: Mapping[str, ICLExample] | None) -> list[Question]:
+    """Every subquery (original text, spec order) of every test image, grouped by image; ``examples``
+    ``None`` for a method that asks no model.
 
     Grouping by image matters for speed: consecutive requests share the test image, whose vision
     features are then computed once (``generate_with_image_cache``).
@@ -198,20 +209,25 @@ def build_questions(test_images: pd.DataFrame, spec: ScenarioSpec,
     for image in test_images.sort_values("image_id").itertuples(index=False):
         for sub in spec.subqueries:
             questions.append(Question(str(image.image_id), str(image.image_path), sub.id, sub.text,
-                                      examples[sub.id]))
+                                      None if examples is None else examples[sub.id]))
     return questions
 
 
 def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answerer, *, method: str, model: str,
             true_labels: Mapping[str, Sequence[str]] | None,
-            policy: UnparseablePolicy | str = UnparseablePolicy.NORMAL) -> pd.DataFrame:
+            policy: UnparseablePolicy | str = UnparseablePolicy.NORMAL,
+            measured: Sequence[bool] | None = None) -> pd.DataFrame:
     """Ask ``answerer``, parse every reply, apply ``h`` per image; rows of ``PREDICTION_COLUMNS``.
 
-    ``true_labels`` is ``None`` for new images nobody has labelled (the column is then empty).
+    ``true_labels`` is ``None`` for new images nobody has labelled (the column is then empty);
+    ``measured``, per question, whether a measure gave the reply (the ``grounded`` method; ``None``:
+    not applicable, the ``measured`` column is empty).
     """
     outputs = answerer(questions)
     if len(outputs) != len(questions):
         raise ValueError(f"{method}: {len(outputs)} replies to {len(questions)} questions")
+    if measured is not None and len(measured) != len(questions):
+        raise ValueError(f"{method}: {len(measured)} measured flags for {len(questions)} questions")
     policy = UnparseablePolicy(policy)
     parsed = [parse_answer(spec.subquery(q.subquery_id), text) for q, text in zip(questions, outputs, strict=True)]
     per_image: dict[str, dict[str, ParsedAnswer]] = {}
@@ -219,8 +235,9 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
         per_image.setdefault(question.image_id, {})[question.subquery_id] = answer
     verdicts = {image_id: aggregate(spec, answers, policy) for image_id, answers in per_image.items()}
     rows = []
-    for question, text, answer in zip(questions, outputs, parsed, strict=True):
-        verdict, envelope = verdicts[question.image_id], split_envelope(text)
+    flags = [None] * len(questions) if measured is None else list(measured)
+    for question, text, answer, flag in zip(questions, outputs, parsed, flags, strict=True):
+        verdict, envelope, example = verdicts[question.image_id], split_envelope(text), question.example
         rows.append({
             "scenario": spec.scenario,
             "image_id": question.image_id,
@@ -229,14 +246,15 @@ def predict(spec: ScenarioSpec, questions: Sequence[Question], answerer: Answere
             "method": method,
             "subquery_id": question.subquery_id,
             "question": question.question,
-            "example_image_id": question.example.image_id,
-            "example_image_path": question.example.image_path,
+            "example_image_id": None if example is None else example.image_id,
+            "example_image_path": None if example is None else example.image_path,
             "raw_output": text,
             "think": envelope.think,
             "answer_text": envelope.answer,
             "answer_value": json.dumps(answer.value) if answer.ok else None,
             "parseable": answer.ok,
             "parse_reason": answer.reason,
+            "measured": None if flag is None else bool(flag),
             "true_labels": None if true_labels is None else sorted(true_labels[question.image_id]),
             "predicted_labels": sorted(verdict.labels),
             "evidence": json.dumps([e.to_dict() for e in verdict.evidence]),

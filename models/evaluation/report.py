@@ -9,6 +9,9 @@ file and opened without network access.
 The reference answer of a subquery is the inverse of the true labels refined by the grounded
 objects (:func:`models.spec.inverse`), the same source of truth as the training answers; where
 the objects contradict the labels it falls back to the labels' canonical answers.
+
+The training-free ``grounded`` method (:mod:`models.evaluation.grounded`) has its own columns like
+any model; an answer it did not measure (the normal answer assumed) is marked "not measured".
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from models.objects import ImageObject, objects_from_frame
 from models.spec import ScenarioSpec, format_answer, inverse
 from models.spec.metrics import scenario_scores
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 """Bump when the evidence report (this module or its template) changes (the lac_report asset's code version)."""
 TEMPLATE = "report.html.jinja"
 RAW_EXCERPT = 160
@@ -59,7 +62,8 @@ def scenario_report(spec: ScenarioSpec, predictions: pd.DataFrame, grounding: pd
     return _ENV.get_template(TEMPLATE).render(
         title=title,
         subtitle=f"{len(order)} test image(s), {len(spec.subqueries)} subqueries each; "
-                 f"models asked in the Fig. 3 in-context format; policy for unreadable answers: "
+                 f"models asked in the Fig. 3 in-context format, the grounded method answered from the "
+                 f"grounding through the spec's measures; policy for unreadable answers: "
                  f"{', '.join(sorted(frame['unparseable_policy'].unique()))}",
         notes=list(notes),
         summary=[_summary(spec, frame, model, method) for model, method in runs],
@@ -103,7 +107,8 @@ def _summary(spec: ScenarioSpec, frame: pd.DataFrame, model: str, method: str) -
 
 
 def _examples(frame: pd.DataFrame, max_width: int) -> list[dict[str, str]]:
-    pairs = frame[["example_image_id", "example_image_path"]].drop_duplicates().sort_values("example_image_id")
+    pairs = frame[["example_image_id", "example_image_path"]].dropna().drop_duplicates()
+    pairs = pairs.sort_values("example_image_id")
     return [{"image_id": i, "uri": image_data_uri(read_rgb(p), max_width, "jpeg")}
             for i, p in pairs.itertuples(index=False)]
 
@@ -152,7 +157,13 @@ def _answer_cell(sub, row: pd.Series, reference: Any) -> dict[str, Any]:
         think = f"raw output: {raw[:RAW_EXCERPT]!r}" + ("…" if len(raw) > RAW_EXCERPT else "")
     match_class = "" if reference is None or not parseable else ("match" if value == reference else "mismatch")
     return {"parseable": parseable, "value": format_answer(sub, value) if parseable else None,
-            "reason": row["parse_reason"], "think": think, "answer_text": answer_text, "match_class": match_class}
+            "reason": row["parse_reason"], "think": think, "answer_text": answer_text, "match_class": match_class,
+            "not_measured": _not_measured(row.get("measured"))}
+
+
+def _not_measured(flag: Any) -> bool:
+    """A grounded answer no measure gave (``measured`` False; ``None``/NaN for the model methods)."""
+    return flag is not None and not pd.isna(flag) and not bool(flag)
 
 
 def _text(value: Any) -> str | None:

@@ -1,5 +1,6 @@
 """The evaluation assets in-process on small LOCO trees: lac_predictions with the tiny model (fine-tuned adapter and
-in-context base) for every scenario, lac_metrics over them (recomputable with scikit-learn), lac_report."""
+in-context base) and the grounded method for every scenario, lac_metrics over them (recomputable with
+scikit-learn), lac_report."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def chain(tmp_path_factory, random_adapter_dir) -> dict[str, object]:
         write_parquet_atomic(_grounding(split, spec), storage / "grounding" / f"{scenario}.parquet")
         shutil.copytree(random_adapter_dir, StorageLayout(storage).adapter_dir(scenario))
         results[scenario] = materialize(
-            [loco_fc_split, _source("cot_dataset"), lac_predictions],
+            [loco_fc_split, _source("cot_dataset"), _source("grounding"), lac_predictions],
             partition_key=scenario,
             resources=_resources(storage, root),
             run_config={"ops": {"loco_fc_split": {"config": {"train_ratio": 0.5}},
@@ -94,10 +95,15 @@ def test_lac_predictions_rows_and_metadata(chain) -> None:
         assert result.success
         table = pd.read_parquet(storage / "lac_predictions" / f"{scenario}.parquet")
         n_sub = len(get_spec(scenario).subqueries)
-        assert len(table) == 3 * n_sub * 2  # 3 test images (1 good, 2 anomalies), both local methods
-        assert set(table["method"]) == {"finetuned", "icl"}
-        assert set(table["model"]) == {"tiny-qwen2.5-vl-seed0"}
-        assert set(table["example_image_id"]) == {f"{scenario}/train/good/000"}
+        assert len(table) == 3 * n_sub * 3  # 3 test images (1 good, 2 anomalies), both local methods and grounded
+        assert set(table["method"]) == {"finetuned", "icl", "grounded"}
+        assert set(table["model"]) == {"tiny-qwen2.5-vl-seed0", "test"}  # grounded: the grounding backend
+        asked = table[table["method"] != "grounded"]
+        assert set(asked["example_image_id"]) == {f"{scenario}/train/good/000"}
+        assert asked["measured"].isna().all()
+        grounded = table[table["method"] == "grounded"]
+        assert grounded["example_image_id"].isna().all() and grounded["measured"].map(type).eq(bool).all()
+        assert grounded["parseable"].all()
         meta = result.asset_materializations_for_node("lac_predictions")[0].metadata
         assert meta["methods_skipped"].value == ["icl_api"] and meta["max_new_tokens"].value == MAX_NEW_TOKENS
         assert "| finetuned |" in meta["per_method"].value and "truth" in meta["predictions"].value
@@ -115,7 +121,8 @@ def test_lac_metrics_over_every_scenario_recomputable_with_sklearn(chain) -> Non
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["metrics_cover_every_scenario"].passed
     table = pd.read_parquet(storage / "lac_metrics.parquet")
-    assert table[["method", "configuration"]].values.tolist() == [["finetuned", "default"], ["icl", "default"]]
+    assert table[["method", "configuration"]].values.tolist() == [["grounded", "default"], ["finetuned", "default"],
+                                                                  ["icl", "default"]]
     assert (table["scenarios"] == 5).all()
     predictions = _predictions(storage)
     for row in table.to_dict("records"):
@@ -136,9 +143,9 @@ def test_lac_metrics_over_every_scenario_recomputable_with_sklearn(chain) -> Non
         assert row["average/macro_f1"] == pytest.approx(100 * np.mean(macro))
     per_class = pd.read_parquet(storage / "lac_class_metrics.parquet")
     assert set(per_class["scenario"]) == set(SCENARIOS)
-    assert len(per_class) == 2 * sum(len(s.classes) for s in SCENARIO_SPECS.values())
+    assert len(per_class) == 3 * sum(len(s.classes) for s in SCENARIO_SPECS.values())
     confusion = pd.read_parquet(storage / "lac_confusion.parquet")
-    assert confusion.groupby("method")["images"].sum().tolist() == [15, 15]
+    assert confusion.groupby("method")["images"].sum().tolist() == [15, 15, 15]
     meta = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("lac_metrics")}
     assert "average/binary_f1" in meta["lac_metrics"]["table_ii"].value
     assert "data:image/png;base64," in meta["lac_metrics"]["plot"].value

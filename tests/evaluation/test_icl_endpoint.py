@@ -15,6 +15,7 @@ from dagster._core.test_utils import instance_for_test
 from assets.evaluation import lac_predictions
 from assets.split import loco_fc_split
 from models.atomic import write_parquet_atomic
+from models.grounding import GROUNDING_COLUMNS
 from models.spec import get_spec
 from models.vlm.prompt import CASE_HEADER, INSTRUCTION, SYSTEM_PROMPT, TEST_HEADER
 from resources.llm import ChatEndpoint, chat_endpoint_from_env
@@ -40,7 +41,8 @@ def _responder(body: dict) -> str:
 def _run(storage: Path, root: Path, endpoint: ChatEndpoint, methods: list[str], config: dict | None = None,
          **kwargs):
     return materialize(
-        [loco_fc_split, AssetSpec(AssetKey("cot_dataset"), partitions_def=scenario_partitions), lac_predictions],
+        [loco_fc_split, *(AssetSpec(AssetKey(key), partitions_def=scenario_partitions)
+                          for key in ("cot_dataset", "grounding")), lac_predictions],
         partition_key="pushpins",
         resources={"storage": (store := StorageResource(root=str(storage))),
                    "io_manager": ParquetIOManager(storage=store),
@@ -57,6 +59,8 @@ def storage(tmp_path, pushpins_root) -> Path:
     storage = tmp_path / "storage"
     write_parquet_atomic(cot_table(SPEC, split_frame(pushpins_root, "pushpins")),
                          storage / "cot_dataset" / "pushpins.parquet")
+    # lac_predictions reads the grounding (for the grounded method, not asked here): nothing found
+    write_parquet_atomic(pd.DataFrame(columns=GROUNDING_COLUMNS), storage / "grounding" / "pushpins.parquet")
     return storage
 
 

@@ -22,7 +22,7 @@ EXPECTED = {  # asset → the constants it follows
     "vlm_adapter": ["TRAINING_VERSION"],
     "difficulty_scores": ["TRAINING_VERSION"],
     "resampling_probabilities": ["TRAINING_VERSION"],
-    "lac_predictions": ["PREDICTION_VERSION", "API_CACHE_TAG"],
+    "lac_predictions": ["PREDICTION_VERSION", "API_CACHE_TAG", "COT_VERSION"],
     "lac_report": ["REPORT_VERSION"],
     "lac_metrics": ["METRICS_VERSION"],
     "lac_class_metrics": ["METRICS_VERSION"],
