@@ -23,7 +23,7 @@ Rows (``ROWS``; each is produced by really running its method):
 ``sft_reasoning_boxes``    + reasoning citing the grounded boxes
 ``sft_augmentation``       + augmented images (cut-paste, noise, style)
 ``finetuned``              + difficulty-aware resampling (Eq. 4-5): the full method
-``grounded``               (not here yet: the training-free grounded method joins ``ROWS`` at merge)
+``grounded``               training-free: every subquery answered from the grounding through its measure
 =========================  ==========================================================================
 
 While a row trains, the held-out set is evaluated at samples seen 2^k · ``--first-eval`` (and at the end):
@@ -64,7 +64,15 @@ import torch
 from assets.ablation import ABLATIONS, TABLE_III_ROWS
 from models.devices import resolve_device
 from models.envelope import format_answer_only
-from models.evaluation import build_questions, compute_metrics, local_answerer, predict, select_examples
+from models.evaluation import (
+    GROUNDED,
+    build_questions,
+    compute_metrics,
+    grounded_answers,
+    local_answerer,
+    predict,
+    select_examples,
+)
 from models.evaluation.predict import Question
 from models.grounding import ground_images, queries_from_spec
 from models.grounding.base import GroundingConfig, build_backend
@@ -155,7 +163,8 @@ TRAINED_ROWS = (
     TrainedRow("finetuned", TABLE_III_ROWS[-1][0], "boxes", augmentation=True, resampling=True),
 )
 LABELS = {"always_normal": "always normal (baseline)", "flag_everything": "flag everything (baseline)",
-          "icl": "decomposition only (in context)", **{r.name: r.label for r in TRAINED_ROWS}}
+          GROUNDED: "grounded (training-free)", "icl": "decomposition only (in context)",
+          **{r.name: r.label for r in TRAINED_ROWS}}
 
 
 @dataclass
@@ -171,6 +180,7 @@ class ScenarioData:
     curve_questions: list[Question]  # the held-out images of the curve points
     truth: dict[str, list[str]]  # image id → true labels
     true_answers: dict[str, dict[str, Any]]  # image id → subquery → true value (from the generator's objects)
+    grounding: pd.DataFrame  # the grounding table of every split image (the grounded row reads the test images')
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -236,7 +246,7 @@ def prepare_scenario(scenario: str, size: Size, work: Path, *, augment: bool, pa
         test_questions=build_questions(test, spec, examples),
         curve_questions=build_questions(curve_test, spec, examples),
         truth={i: list(labels) for i, labels in zip(test["image_id"], test["labels"], strict=True)},
-        true_answers=true_answers, seconds=seconds)
+        true_answers=true_answers, grounding=run.objects, seconds=seconds)
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
@@ -354,6 +364,13 @@ class Benchmark:
         self.record("always_normal", normal)
         self.record("flag_everything", flag_everything(normal, self.data))
 
+    def grounded(self) -> None:
+        """The training-free grounded method (`models.evaluation.grounded_answers`) on the held-out images."""
+        began = time.perf_counter()
+        frames = [grounded_answers(d.spec, d.grounding, d.test, true_labels=d.truth) for d in self.data.values()]
+        self.record(GROUNDED, pd.concat(frames, ignore_index=True),
+                    eval_seconds=round(time.perf_counter() - began, 1))
+
     def in_context(self, max_new_tokens: int) -> None:
         """The untrained model in context, on the curve's held-out images: it writes to the generation limit on
         every question, so the whole test set would cost as much as a trained row's whole share."""
@@ -434,10 +451,8 @@ class Benchmark:
                     eval_seconds=round(time.perf_counter() - t0, 1), max_new_tokens=max_new_tokens)
 
 
-ROWS: list[str] = ["always_normal", "flag_everything", "icl", *(r.name for r in TRAINED_ROWS)]
-"""Every row of the output, in Table III order after the two baselines. The training-free ``grounded``
-method (issue 14 item 1) joins here, between ``flag_everything`` and ``icl``, with its runner in
-:func:`run_rows`."""
+ROWS: list[str] = ["always_normal", "flag_everything", GROUNDED, "icl", *(r.name for r in TRAINED_ROWS)]
+"""Every row of the output: the two baselines, the training-free ``grounded`` method, then Table III's rows."""
 
 
 def run_rows(bench: Benchmark, rows: Sequence[TrainedRow], icl_tokens: int, weights: dict[str, float]) -> None:
@@ -445,7 +460,7 @@ def run_rows(bench: Benchmark, rows: Sequence[TrainedRow], icl_tokens: int, weig
     the budget (``weights``, default 1; recomputed before each row, so a row that stops early leaves its time to
     the next)."""
     bench.baselines()
-    # the grounded row's runner goes here (training-free, answers from the grounding table)
+    bench.grounded()
     bench.in_context(icl_tokens)
     for k, row in enumerate(rows):
         left = bench.deadline - time.monotonic()
