@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ from models.grounding.evaluate import PERTURBATIONS, AttributeCheck, check_attri
 from models.instruct.cot import CotConfig, build_cot, original_records
 from models.objects import ImageObject
 from models.spec import ScenarioSpec, load_specs
+from models.storage import scratch_dir
 from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 
 TARGET = 0.98
@@ -85,7 +85,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     config = GeneratorConfig(scale=args.scale, seed=args.seed)
-    out = args.generated_dir or Path(tempfile.gettempdir()) / f"logicls-attributes-{args.scale}-{args.seed}"
+    out = args.generated_dir or scratch_dir(f"attributes-{args.scale}-{args.seed}")
     specs = load_specs(None)
     agreement, targets, chains = [], [], []
     for scenario in args.scenarios:

@@ -19,7 +19,6 @@ of 252.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +30,7 @@ from models.grounding.evaluate import loco_fc_images
 from models.instruct.cot import CotConfig, build_cot, original_records
 from models.objects import objects_from_frame
 from models.spec import load_specs
+from models.storage import scratch_dir
 from models.synth import SCENARIOS, GeneratorConfig, ensure_generated
 from models.synth.generate import annotations_path
 from models.vlm.inference import generation_room
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--generated-dir", type=Path)
     args = parser.parse_args()
     config = GeneratorConfig()
-    out = args.generated_dir or Path(tempfile.gettempdir()) / f"logicls-attributes-{config.scale}-{config.seed}"
+    out = args.generated_dir or scratch_dir(f"attributes-{config.scale}-{config.seed}")
     ensure_generated(args.scenario, out, config)
     spec = load_specs(None)[args.scenario]
     images = loco_fc_images(out, args.scenario)

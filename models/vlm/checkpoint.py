@@ -227,17 +227,9 @@ def _read_rng_state(checkpoint: Path, rank: int) -> dict[str, Any]:
     return states[rank] if rank < len(states) else states[0]
 
 
-def _read_adapter(checkpoint: Path) -> dict[str, torch.Tensor]:
-    path = checkpoint / ADAPTER_WEIGHTS
-    try:
-        return load_file(path)
-    except (OSError, SafetensorError) as error:
-        raise invalid_resume_file(path, checkpoint, f"{type(error).__name__}: {error}") from None
-
-
-def _read_model(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """Every weight of a full fine-tuning checkpoint."""
-    path = checkpoint / MODEL_WEIGHTS
+def _read_weights(checkpoint: Path, method: str) -> dict[str, torch.Tensor]:
+    """The trained weights of a checkpoint: the LoRA adapter's, or every weight of a full fine-tuning run."""
+    path = checkpoint / (MODEL_WEIGHTS if method == "full" else ADAPTER_WEIGHTS)
     try:
         return load_file(path)
     except (OSError, SafetensorError) as error:
@@ -271,7 +263,7 @@ def load_epoch_checkpoint(checkpoint: Path, *, model: nn.Module, optimizer: torc
     reproduces the uninterrupted run bit for bit).
     """
     state = read_state(checkpoint)
-    weights = _read_model(checkpoint) if method == "full" else _read_adapter(checkpoint)
+    weights = _read_weights(checkpoint, method)
     trainer_state = _read_trainer_state(checkpoint)
     rng_state = _read_rng_state(checkpoint, rank)
     if method == "full":
