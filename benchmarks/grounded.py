@@ -50,7 +50,7 @@ def main() -> None:
     for scenario in args.scenarios:
         began = time.perf_counter()
         spec = specs[scenario]
-        root = ensure_generated(scenario, out / "generated", GeneratorConfig())
+        root = ensure_generated(scenario, out / "loco_data", GeneratorConfig())
         split = loco_fc_split(scan_loco_scenario(root, scenario), SplitConfig())
         run = ground_images(backend, list(zip(split["image_id"], split["image_path"], strict=True)),
                             queries_from_spec(spec), cache_dir=out / "grounding-cache", progress=False, spec=spec,

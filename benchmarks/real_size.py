@@ -48,6 +48,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 from benchmarks.finetune import qwen25_vl_3b_config
 from models.envelope import format_target
 from models.spec import load_specs
+from models.storage import STORAGE_VARIABLE, VLM_CHECKPOINT_VARIABLE, StorageLayout
 from models.vlm.distributed import DistContext
 from models.vlm.encoding import PixelBudget, PromptEncoder, PromptRequest, collate_for_loss, request_from_row
 from models.vlm.model import NATIVE_MAX_PIXELS, LoadedVLM, VLMConfig
@@ -132,12 +133,12 @@ def train(args: argparse.Namespace, work: Path) -> None:
 
 def classify(args: argparse.Namespace, work: Path) -> None:
     """``python -m pipelines.classify --method icl`` on the test image, in this process."""
-    storage = work / "storage"
-    split = storage / "loco_fc_split" / f"{SCENARIO}.parquet"
+    storage = work / "store"
+    split = StorageLayout(storage).table("loco_fc_split", SCENARIO)
     split.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"image_id": [f"{SCENARIO}/train/good/000"], "image_path": [str(work / "example.png")],
                   "split": ["train"], "labels": [["normal"]]}).to_parquet(split)
-    os.environ.update(LOGICLS_STORAGE=str(storage), LOGICLS_VLM_CHECKPOINT=str(work / "checkpoint"))
+    os.environ.update({STORAGE_VARIABLE: str(storage), VLM_CHECKPOINT_VARIABLE: str(work / "checkpoint")})
     spec = load_specs(None)[SCENARIO]
     vlm = LoadedVLM.from_pretrained(work / "checkpoint", VLMConfig(device="cpu"))
     encoder = PromptEncoder(vlm.processor)
@@ -162,7 +163,6 @@ PHASES = {"build": build, "train": train, "classify": classify}
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.phase != "all":
         PHASES[args.phase](args, args.work_dir)
         return 0

@@ -41,7 +41,7 @@ def _reads_of_the_environment(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Call | ast.Subscript):
             text = ast.unparse(node)
-            if re.match(r"os\.(getenv|environ)", text):
+            if re.match(r"os\.(getenv|environ)", text) and not text.startswith("os.environ.update("):  # a write
                 found.append(text)
     return found
 
