@@ -202,7 +202,7 @@ def _read_trainer_state(checkpoint: Path) -> dict[str, Any]:
     path = checkpoint / TRAINER_STATE
     try:
         trainer_state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # torch's own message suggests weights_only=False: not for us
+    except pickle.UnpicklingError:  # an object beyond tensors and plain containers: refused, never loaded
         raise invalid_resume_file(path, checkpoint, "holds objects other than tensors, numbers and plain "
                                   "containers") from None
     except OSError as error:
